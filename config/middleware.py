@@ -1,0 +1,40 @@
+"""CORS for App Connect's client, which calls the API from another origin.
+
+Mirrors the peer's `cors()` set-up: any origin, the methods the API uses, and the
+refreshed-JWT header exposed to scripts. The admin is same-origin only and gets nothing.
+django-cors-headers was considered; its last release is more than a year old.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from django.http import HttpRequest, HttpResponse
+
+ALLOWED_METHODS = "GET, POST, PATCH, PUT, DELETE"
+EXPOSED_HEADERS = "x-refreshed-jwt-token"
+EXCLUDED_PREFIXES = ("/admin/",)
+
+
+class ApiCorsMiddleware:
+    """Adds CORS headers to API responses and answers preflight requests."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if request.path.startswith(EXCLUDED_PREFIXES):
+            return self.get_response(request)
+        if request.method == "OPTIONS" and "HTTP_ACCESS_CONTROL_REQUEST_METHOD" in request.META:
+            response = HttpResponse(status=204)
+            response["Access-Control-Allow-Methods"] = ALLOWED_METHODS
+            requested = request.META.get("HTTP_ACCESS_CONTROL_REQUEST_HEADERS")
+            if requested:
+                response["Access-Control-Allow-Headers"] = requested
+            response["Vary"] = "Access-Control-Request-Headers"
+            response["Content-Length"] = "0"
+        else:
+            response = self.get_response(request)
+            response["Access-Control-Expose-Headers"] = EXPOSED_HEADERS
+        response["Access-Control-Allow-Origin"] = "*"
+        return response

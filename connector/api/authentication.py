@@ -1,0 +1,79 @@
+"""App Connect's JWT (`jwtToken`), issued and read exactly as the peer does (appconnect-api.md §1.2).
+
+HS256 with `APP_SERVER_SECRET_KEY`, claims `{id, platform, iat, exp}`, 14 days. Taken from
+`Authorization: Bearer` first, else from the `jwtToken` query. A valid token with 7 days
+or less left is re-issued; the new one goes back in `x-refreshed-jwt-token`.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from enum import Enum
+
+import jwt
+from django.conf import settings
+from django.http import HttpRequest
+
+JWT_ALGORITHM = "HS256"
+JWT_LIFETIME_SECONDS = 14 * 24 * 3600
+JWT_REFRESH_WINDOW_SECONDS = 7 * 24 * 3600
+REFRESHED_TOKEN_HEADER = "x-refreshed-jwt-token"
+
+
+class TokenState(Enum):
+    MISSING = "missing"  # no token, or an unusable Bearer header (the peer drops it)
+    INVALID = "invalid"  # a query token that is forged, malformed, expired or has no id
+    VALID = "valid"
+
+
+@dataclass(frozen=True, slots=True)
+class JwtIdentity:
+    """Who a valid token names; `refreshed_token` is set when a new token was issued."""
+
+    user_id: str
+    platform: str
+    refreshed_token: str | None = None
+
+
+def jwt_encode(*, user_id: str, platform: str, now: int | None = None) -> str:
+    """A fresh 14-day App Connect JWT for `user_id` on `platform`."""
+    issued = int(time.time()) if now is None else now
+    claims = {"id": user_id, "platform": platform, "iat": issued, "exp": issued + JWT_LIFETIME_SECONDS}
+    return jwt.encode(claims, settings.APP_SERVER_SECRET_KEY, algorithm=JWT_ALGORITHM)
+
+
+def _decode(token: str) -> JwtIdentity | None:
+    try:
+        claims = jwt.decode(
+            token,
+            settings.APP_SERVER_SECRET_KEY,
+            algorithms=[JWT_ALGORITHM],
+            # The peer accepts tokens without `exp` (they never expire).
+            options={"require": [], "verify_aud": False, "verify_iat": False},
+        )
+    except jwt.PyJWTError:
+        return None
+    if not isinstance(claims, dict) or not claims.get("id"):
+        return None
+    user_id, platform = str(claims["id"]), str(claims.get("platform") or "")
+    refreshed = None
+    expires = claims.get("exp")
+    if isinstance(expires, (int, float)) and expires - time.time() <= JWT_REFRESH_WINDOW_SECONDS:
+        refreshed = jwt_encode(user_id=user_id, platform=platform)
+    return JwtIdentity(user_id=user_id, platform=platform, refreshed_token=refreshed)
+
+
+def jwt_read(request: HttpRequest) -> tuple[TokenState, JwtIdentity | None]:
+    """Read the request's App Connect JWT, following the peer's precedence rules."""
+    header = request.META.get("HTTP_AUTHORIZATION", "")
+    scheme, _, credentials = header.partition(" ")
+    if scheme.lower() == "bearer" and credentials.strip():
+        identity = _decode(credentials.strip())
+        # An unusable Bearer header counts as no token at all, whatever the query says.
+        return (TokenState.VALID, identity) if identity else (TokenState.MISSING, None)
+    token = request.GET.get("jwtToken")
+    if not token:
+        return TokenState.MISSING, None
+    identity = _decode(token)
+    return (TokenState.VALID, identity) if identity else (TokenState.INVALID, None)

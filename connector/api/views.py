@@ -1,0 +1,615 @@
+"""App Connect's connector HTTP API: one thin view per operation.
+
+Each view validates its input with a serializer, calls a service and serializes the
+outcome. Paths, field names, status codes and message strings follow the published
+Node.js server (../shared/spec/appconnect-api.md); where we differ on purpose the
+docstring says so.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from django.http import HttpRequest, HttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from connector.api import serializers as io
+from connector.api.authentication import (
+    REFRESHED_TOKEN_HEADER,
+    JwtIdentity,
+    TokenState,
+    jwt_encode,
+    jwt_read,
+)
+from connector.conf import connector_settings
+from connector.crm.registry import crm_registry
+from connector.exceptions import (
+    AUTHORIZE_CRM_TEXT,
+    AuthenticationFailed,
+    InvalidInput,
+    PlainTextError,
+    return_message,
+)
+from connector.models import CrmUser
+from connector.selectors import crm_user_get
+from connector.services import (
+    ContactLookup,
+    contact_create,
+    contact_find,
+    contact_find_by_name,
+    crm_user_auth_validate,
+    crm_user_login_with_api_key,
+    crm_user_logout,
+    user_settings_update,
+)
+from connector.utils import hash_value
+from logs.selectors import call_logs_lookup
+from logs.services import (
+    CallLogPatch,
+    CallLogRequest,
+    LogOutcome,
+    MessageLogRequest,
+    call_log_create,
+    call_log_details_get,
+    call_log_update,
+    call_note_cache,
+    message_log_create,
+)
+
+TEXT_400 = OpenApiResponse(OpenApiTypes.STR, description="Missing or invalid credentials (text/plain).")
+BAD_INPUT = OpenApiResponse(
+    inline_serializer(
+        "ErrorResponse",
+        {
+            "successful": serializers.BooleanField(),
+            "returnMessage": serializers.JSONField(),
+            "errors": serializers.DictField(child=serializers.ListField(child=serializers.CharField())),
+            "error": serializers.CharField(),
+        },
+    ),
+    description="Bad input (JSON naming the fields, with a returnMessage) or missing credentials (text).",
+)
+REVOKED = OpenApiResponse(description="The CRM revoked the user's session: connect again.")
+JWT_PARAM = OpenApiParameter(
+    "jwtToken",
+    str,
+    OpenApiParameter.QUERY,
+    required=False,
+    description="Legacy location of the App Connect JWT; prefer Authorization: Bearer.",
+)
+
+
+class ConnectorApi(APIView):
+    """Base of every App Connect route: JSON only, and the App Connect JWT read up front.
+
+    The token is read before the view runs; when it has 7 days or less left, a fresh one
+    goes back in `x-refreshed-jwt-token` (on every route, as the peer does).
+    """
+
+    # The text answered for a token that fails to verify; a few routes use another.
+    invalid_token_text: ClassVar[str] = AUTHORIZE_CRM_TEXT
+
+    token_state: TokenState
+    identity: JwtIdentity | None
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        self.token_state, self.identity = jwt_read(request._request)
+        super().initial(request, *args, **kwargs)
+
+    def finalize_response(
+        self, request: Request, response: HttpResponse, *args: Any, **kwargs: Any
+    ) -> HttpResponse:
+        response = super().finalize_response(request, response, *args, **kwargs)
+        identity = getattr(self, "identity", None)
+        if identity is not None and identity.refreshed_token:
+            response[REFRESHED_TOKEN_HEADER] = identity.refreshed_token
+        return response
+
+    def require_identity(self, *, invalid_text: str | None = None) -> JwtIdentity:
+        """The JWT's identity, or the peer's 400 text for a missing or bad token."""
+        if self.token_state is TokenState.VALID and self.identity is not None:
+            return self.identity
+        if self.token_state is TokenState.INVALID:
+            raise AuthenticationFailed(invalid_text or self.invalid_token_text)
+        raise AuthenticationFailed()
+
+    @staticmethod
+    def validated(serializer_class: type[serializers.Serializer], data: Any) -> dict[str, Any]:
+        """Validate `data`; bad input raises `InvalidInput` (400 JSON naming the fields)."""
+        if not isinstance(data, dict):
+            raise InvalidInput({"body": ["Send a JSON object."]})
+        serializer = serializer_class(data=data)
+        serializer.is_valid(raise_exception=True)
+        return serializer.validated_data
+
+    def query(self, serializer_class: type[serializers.Serializer]) -> dict[str, Any]:
+        return self.validated(serializer_class, self.request.query_params.dict())
+
+
+def _rc_account_headers(request: HttpRequest) -> str:
+    return request.headers.get("rc-account-id", "")
+
+
+# --- health and manifest -----------------------------------------------------------------
+
+
+class IsAliveApi(ConnectorApi):
+    """GET /isAlive: `OK` in plain text; checks nothing, like the peer."""
+
+    @extend_schema(responses={200: OpenApiResponse(OpenApiTypes.STR, description="OK (text/plain)")})
+    def get(self, request: Request) -> HttpResponse:
+        return HttpResponse("OK", content_type="text/plain; charset=utf-8")
+
+
+def _server_url(request: HttpRequest) -> str:
+    return request.build_absolute_uri("/").rstrip("/")
+
+
+class CrmManifestApi(ConnectorApi):
+    """GET /crmManifest: the manifest of one platform (default: the configured default)."""
+
+    @extend_schema(
+        parameters=[OpenApiParameter("platformName", str, required=False)],
+        responses={200: OpenApiTypes.OBJECT, 400: TEXT_400},
+    )
+    def get(self, request: Request) -> HttpResponse:
+        name = request.query_params.get("platformName") or "default"
+        platform = connector_settings.DEFAULT_PLATFORM if name == "default" else name
+        if platform not in crm_registry.platforms():
+            raise PlainTextError("Platform not found")
+        client = crm_registry.get(platform)
+        return Response(
+            {
+                "serverUrl": _server_url(request._request),
+                "author": {"name": "App Connect Python connector server"},
+                "version": "0.1.0",
+                "platforms": {platform: client.manifest()},
+            }
+        )
+
+
+class ImplementedInterfacesApi(ConnectorApi):
+    """GET /implementedInterfaces: which connector functions the platform has."""
+
+    @extend_schema(
+        parameters=[OpenApiParameter("platform", str, required=True)],
+        responses={200: OpenApiTypes.OBJECT, 400: BAD_INPUT},
+    )
+    def get(self, request: Request) -> HttpResponse:
+        platform = request.query_params.get("platform")
+        if not platform:
+            raise PlainTextError("Please provide platform.")
+        return Response(crm_registry.get(platform).implemented_interfaces())
+
+
+# --- login and logout --------------------------------------------------------------------
+
+
+class ApiKeyLoginApi(ConnectorApi):
+    """POST /apiKeyLogin: check an API key with the CRM and issue the App Connect JWT."""
+
+    @extend_schema(
+        request=io.ApiKeyLoginInputSerializer,
+        responses={
+            200: inline_serializer(
+                "ApiKeyLoginResponse",
+                {
+                    "jwtToken": serializers.CharField(),
+                    "name": serializers.CharField(),
+                    "returnMessage": serializers.JSONField(),
+                },
+            ),
+            400: BAD_INPUT,
+        },
+    )
+    def post(self, request: Request) -> HttpResponse:
+        body = request.data if isinstance(request.data, dict) else {}
+        if not body.get("platform"):
+            raise PlainTextError("Missing platform name")
+        data = self.validated(io.ApiKeyLoginInputSerializer, request.data)
+        api_key = data.get("apiKey") or str((data.get("additionalInfo") or {}).get("apiKey") or "")
+        outcome = crm_user_login_with_api_key(
+            platform=data["platform"],
+            api_key=api_key,
+            hostname=data.get("hostname", ""),
+            additional_info={k: v for k, v in (data.get("additionalInfo") or {}).items() if k != "apiKey"},
+            hashed_rc_extension_id=request.headers.get("rc-extension-id", "")[:64],
+        )
+        return Response(
+            {
+                "jwtToken": jwt_encode(user_id=outcome.user_id, platform=data["platform"]),
+                "name": outcome.name,
+                "returnMessage": outcome.return_message,
+            }
+        )
+
+
+class AuthValidationApi(ConnectorApi):
+    """GET /authValidation: do the stored CRM credentials still work?
+
+    Differs from the peer, whose handler only works for OAuth CRMs: API-key CRMs are
+    asked too, through the connector's `auth_validation`.
+    """
+
+    invalid_token_text = "Invalid JWT token"
+
+    @extend_schema(parameters=[JWT_PARAM], responses={200: OpenApiTypes.OBJECT, 400: TEXT_400})
+    def get(self, request: Request) -> HttpResponse:
+        identity = self.require_identity()
+        user = crm_user_get(user_id=identity.user_id, platform=identity.platform)
+        if user is None:
+            return Response({"successful": False})
+        successful, message = crm_user_auth_validate(user=user)
+        body: dict[str, Any] = {"successful": successful}
+        if message is not None:
+            body["returnMessage"] = message
+        return Response(body)
+
+
+class UnauthorizeApi(ConnectorApi):
+    """POST /unAuthorize: log out of the CRM; answers the connector's `returnMessage`."""
+
+    invalid_token_text = "User not found"
+
+    @extend_schema(request=None, parameters=[JWT_PARAM], responses={200: OpenApiTypes.OBJECT, 400: TEXT_400})
+    def post(self, request: Request) -> HttpResponse:
+        identity = self.require_identity()
+        user = crm_user_get(user_id=identity.user_id)
+        if user is None:
+            raise PlainTextError("User not found")
+        message = crm_user_logout(user=user)
+        return Response(message if message is not None else {})
+
+
+# --- contacts ----------------------------------------------------------------------------
+
+
+def _connected_user(identity: JwtIdentity, *, by_platform: bool) -> CrmUser | None:
+    user = crm_user_get(user_id=identity.user_id, platform=identity.platform if by_platform else None)
+    return user if user is not None and user.is_connected else None
+
+
+class ContactLookupApi(ConnectorApi):
+    """GET /contact: find contacts by phone number. Never creates anything.
+
+    Differs from the peer: the number is parsed at the edge (E.164, so any common format
+    finds the same contact) and an unparseable or missing number is a 400 JSON.
+    """
+
+    @extend_schema(
+        parameters=[io.ContactLookupQuerySerializer, JWT_PARAM],
+        responses={200: io.ContactListOutputSerializer, 400: BAD_INPUT, 401: REVOKED},
+    )
+    def get(self, request: Request) -> HttpResponse:
+        identity = self.require_identity()
+        data = self.query(io.ContactLookupQuerySerializer)
+        user = _connected_user(identity, by_platform=True)
+        if user is None:
+            lookup = ContactLookup(
+                successful=False, contacts=None, return_message=return_message("Contact not found")
+            )
+        else:
+            lookup = contact_find(
+                user=user,
+                phone_number=data["phoneNumber"],
+                overriding_format=data.get("overridingFormat", ""),
+                is_extension=data["isExtension"],
+            )
+        return Response(io.ContactListOutputSerializer(lookup).data)
+
+
+class ContactSearchApi(ConnectorApi):
+    """GET /custom/contact/search: find contacts by name."""
+
+    invalid_token_text = "Invalid JWT token"
+
+    @extend_schema(
+        parameters=[io.ContactSearchQuerySerializer, JWT_PARAM],
+        responses={200: io.ContactListOutputSerializer, 400: BAD_INPUT, 401: REVOKED},
+    )
+    def get(self, request: Request) -> HttpResponse:
+        identity = self.require_identity()
+        data = self.query(io.ContactSearchQuerySerializer)
+        user = _connected_user(identity, by_platform=True)
+        if user is None:
+            lookup = ContactLookup(
+                successful=False,
+                contacts=None,
+                return_message=return_message(f"No contact found with name {data['name']}"),
+            )
+        else:
+            lookup = contact_find_by_name(user=user, name=data["name"])
+        return Response(io.ContactListOutputSerializer(lookup).data)
+
+
+class ContactCreateApi(ConnectorApi):
+    """POST /contact: create a contact (the manual "Create new contact..." flow).
+
+    Differs from the peer: `phoneNumber` and `newContactName` are required and the number
+    must parse; `newContactType` must be one of the manifest's `contactTypes` (default:
+    the first one).
+    """
+
+    @extend_schema(
+        request=io.ContactCreateInputSerializer,
+        parameters=[JWT_PARAM],
+        responses={200: io.ContactCreateOutputSerializer, 400: BAD_INPUT, 401: REVOKED},
+    )
+    def post(self, request: Request) -> HttpResponse:
+        identity = self.require_identity()
+        data = self.validated(io.ContactCreateInputSerializer, request.data)
+        user = _connected_user(identity, by_platform=True)
+        if user is None:
+            return Response({"successful": False})
+        client = crm_registry.get(user.platform)
+        types = client.contact_type_values()
+        contact_type = data.get("newContactType") or (types[0] if types else "")
+        if types and contact_type not in types:
+            raise InvalidInput({"newContactType": [f"Must be one of: {', '.join(types)}."]})
+        result = contact_create(
+            user=user,
+            client=client,
+            phone_number=data["phoneNumber"],
+            name=data["newContactName"],
+            contact_type=contact_type,
+            additional_submission=data.get("additionalSubmission") or {},
+        )
+        body = {
+            "successful": result.contact is not None,
+            "return_message": result.return_message,
+            "contact": result.contact,
+        }
+        return Response(io.ContactCreateOutputSerializer(body).data)
+
+
+# --- call logs ---------------------------------------------------------------------------
+
+
+def _extension_identity(request: Request, data: dict[str, Any], log_info: dict[str, Any]) -> tuple[str, str]:
+    """(extension number, hashed extension id) as App Connect resolves them."""
+    extension_number = str(data.get("extensionNumber") or log_info.get("extensionNumber") or "")
+    hashed = data.get("hashedExtensionId") or str(log_info.get("hashedExtensionId") or "")
+    raw_extension = data.get("rcExtensionId") or log_info.get("rcExtensionId")
+    if not hashed and raw_extension:
+        hashed = hash_value(str(raw_extension))
+    return extension_number[:32], hashed[:64]
+
+
+def _is_sscl(request: Request) -> bool:
+    return request.headers.get("user-agent", "") == "SSCL"
+
+
+class CallLogCreateApi(ConnectorApi):
+    """POST /callLog: log a call into the CRM.
+
+    Differs from the peer: the body is validated first (400 JSON naming bad fields);
+    duplicates are refused per user, platform, session and extension identity, also
+    under concurrency; without `contactId` the server's auto-logging rules decide.
+    """
+
+    @extend_schema(
+        request=io.CallLogCreateInputSerializer,
+        parameters=[JWT_PARAM],
+        responses={200: io.CallLogCreateOutputSerializer, 400: BAD_INPUT, 401: REVOKED},
+    )
+    def post(self, request: Request) -> HttpResponse:
+        identity = self.require_identity()
+        data = self.validated(io.CallLogCreateInputSerializer, request.data)
+        log_info = data["logInfo"]
+        extension_number, hashed_extension_id = _extension_identity(request, data, log_info)
+        account = _rc_account_headers(request._request) or (
+            hash_value(str(log_info["accountId"])) if log_info.get("accountId") else ""
+        )
+        outcome = call_log_create(
+            user_id=identity.user_id,
+            request=CallLogRequest(
+                log_info=log_info,
+                phone_number=data["phone_number"],
+                raw_number=data["raw_number"],
+                contact_id=data.get("contactId") or "",
+                contact_type=data.get("contactType") or "",
+                contact_name=data.get("contactName") or "",
+                note=data.get("note") or "",
+                additional_submission=data.get("additionalSubmission") or {},
+                extras={
+                    k: data[k]
+                    for k in io.CallLogCreateInputSerializer.extras_fields
+                    if data.get(k) is not None
+                },
+                extension_number=extension_number,
+                hashed_extension_id=hashed_extension_id,
+                hashed_account_id=account,
+                is_from_sscl=_is_sscl(request),
+            ),
+        )
+        return Response(io.CallLogCreateOutputSerializer(outcome).data)
+
+
+class CallLogLookupApi(ConnectorApi):
+    """GET /callLog: which of these sessions are logged (at most the first 5)."""
+
+    @extend_schema(
+        parameters=[io.CallLogLookupQuerySerializer, JWT_PARAM],
+        responses={200: OpenApiTypes.OBJECT, 400: BAD_INPUT, 401: REVOKED},
+    )
+    def get(self, request: Request) -> HttpResponse:
+        identity = self.require_identity()
+        data = self.query(io.CallLogLookupQuerySerializer)
+        user = _connected_user(identity, by_platform=False)
+        if user is None:
+            return Response({"successful": False})
+        session_ids = [s.strip() for s in data["sessionIds"].split(",") if s.strip()][:5]
+        if not session_ids:
+            raise InvalidInput({"sessionIds": ["Give at least one session id."]})
+        found = call_logs_lookup(
+            user=user,
+            session_ids=session_ids,
+            hashed_extension_id=data.get("hashedExtensionId", ""),
+            extension_number=data.get("extensionNumber", ""),
+        )
+        logs: list[dict[str, Any]] = []
+        last_message = None
+        client = crm_registry.get(user.platform) if data["requireDetails"] else None
+        for session_id in session_ids:
+            row = found.get(session_id)
+            if row is None or session_id == "0":
+                logs.append({"sessionId": session_id, "matched": False})
+                continue
+            entry: dict[str, Any] = {"sessionId": session_id, "matched": True, "logId": row.crm_log_id}
+            if client is not None:
+                details = call_log_details_get(user=user, client=client, log=row)
+                if details.info is not None:
+                    entry["logData"] = details.info
+                last_message = details.return_message or last_message
+            logs.append(entry)
+        body: dict[str, Any] = {"successful": True, "logs": logs}
+        if last_message is not None:
+            body["returnMessage"] = last_message
+        return Response(body)
+
+
+class CallLogUpdateApi(ConnectorApi):
+    """PATCH /callLog: update a logged call (note, subject, recording, final data)."""
+
+    @extend_schema(
+        request=io.CallLogUpdateInputSerializer,
+        parameters=[JWT_PARAM],
+        responses={200: io.CallLogUpdateOutputSerializer, 400: BAD_INPUT, 401: REVOKED},
+    )
+    def patch(self, request: Request) -> HttpResponse:
+        identity = self.require_identity()
+        data = self.validated(io.CallLogUpdateInputSerializer, request.data)
+        extension_number, hashed_extension_id = _extension_identity(request, data, {})
+        outcome: LogOutcome = call_log_update(
+            user_id=identity.user_id,
+            patch=CallLogPatch(
+                session_id=data["sessionId"],
+                extension_number=extension_number,
+                hashed_extension_id=hashed_extension_id,
+                subject=data.get("subject"),
+                note=data.get("note"),
+                start_time=data.get("startTime"),
+                duration=data.get("duration"),
+                has_duration="duration" in data,
+                result=data.get("result"),
+                direction=data.get("direction"),
+                from_party=data.get("from") or {},
+                to_party=data.get("to") or {},
+                legs=data.get("legs") or [],
+                recording_link=data.get("recordingLink"),
+                additional_submission=data.get("additionalSubmission") or {},
+                extras={
+                    k: data[k]
+                    for k in io.CallLogUpdateInputSerializer.extras_fields
+                    if data.get(k) is not None
+                },
+            ),
+        )
+        return Response(io.CallLogUpdateOutputSerializer(outcome).data)
+
+
+class CallNoteCacheApi(ConnectorApi):
+    """POST /callLog/cacheNote: keep a note for an upcoming server-side call log.
+
+    Differs from the peer: answers 400 without a token (the peer never answers), and
+    the cached note is used when the server-side log arrives without one.
+    """
+
+    @extend_schema(
+        request=io.CallNoteCacheInputSerializer,
+        parameters=[JWT_PARAM],
+        responses={200: OpenApiTypes.OBJECT, 400: BAD_INPUT},
+    )
+    def post(self, request: Request) -> HttpResponse:
+        identity = self.require_identity()
+        data = self.validated(io.CallNoteCacheInputSerializer, request.data)
+        call_note_cache(user_id=identity.user_id, session_id=data["sessionId"], note=data["note"])
+        return Response({"successful": True, "returnMessage": "Note cache saved"})
+
+
+# --- message logs ------------------------------------------------------------------------
+
+
+class MessageLogCreateApi(ConnectorApi):
+    """POST /messageLog: log SMS, MMS, fax and voicemail messages of a conversation.
+
+    Differs from the peer: validated first; `successful` is false when the CRM created
+    nothing; already-logged messages are recognised per user and platform.
+    """
+
+    @extend_schema(
+        request=io.MessageLogCreateInputSerializer,
+        parameters=[JWT_PARAM],
+        responses={200: io.MessageLogOutputSerializer, 400: BAD_INPUT, 401: REVOKED},
+    )
+    def post(self, request: Request) -> HttpResponse:
+        identity = self.require_identity()
+        data = self.validated(io.MessageLogCreateInputSerializer, request.data)
+        info = data["logInfo"]
+        outcome = message_log_create(
+            user_id=identity.user_id,
+            request=MessageLogRequest(
+                messages=info["messages"],
+                correspondents=info["correspondents"],
+                phone_number=data["phone_number"],
+                raw_number=data["raw_number"],
+                conversation_id=info.get("conversationId") or "",
+                conversation_log_id=info.get("conversationLogId") or "",
+                owner_name=str((info.get("owner") or {}).get("name") or ""),
+                assignee_name=str((info.get("assignee") or {}).get("name") or ""),
+                rc_access_token=info.get("rcAccessToken") or "",
+                contact_id=data.get("contactId") or "",
+                contact_type=data.get("contactType") or "",
+                contact_name=data.get("contactName") or "",
+                additional_submission=data.get("additionalSubmission") or {},
+            ),
+        )
+        return Response(io.MessageLogOutputSerializer(outcome).data)
+
+
+# --- settings ----------------------------------------------------------------------------
+
+
+class UserSettingsApi(ConnectorApi):
+    """GET and POST /user/settings: the user's settings map."""
+
+    @extend_schema(parameters=[JWT_PARAM], responses={200: OpenApiTypes.OBJECT, 400: TEXT_400})
+    def get(self, request: Request) -> HttpResponse:
+        identity = self.require_identity()
+        user = crm_user_get(user_id=identity.user_id)
+        if user is None:
+            raise PlainTextError("User not found")
+        return Response(user.user_settings or {})
+
+    @extend_schema(
+        request=io.UserSettingsUpdateInputSerializer,
+        parameters=[JWT_PARAM],
+        responses={200: OpenApiTypes.OBJECT, 400: BAD_INPUT},
+    )
+    def post(self, request: Request) -> HttpResponse:
+        identity = self.require_identity(invalid_text="Unknown platform")
+        data = self.validated(io.UserSettingsUpdateInputSerializer, request.data)
+        if crm_user_get(user_id=identity.user_id) is None:
+            raise PlainTextError("User not found")
+        stored = user_settings_update(
+            user_id=identity.user_id,
+            user_settings=data["userSettings"],
+            keys_to_remove=data["settingKeysToRemove"],
+        )
+        return Response({"userSettings": stored})
+
+
+# --- one URL, several operations ---------------------------------------------------------
+
+
+class ContactApi(ContactLookupApi, ContactCreateApi):
+    """/contact: GET looks up (`ContactLookupApi`), POST creates (`ContactCreateApi`)."""
+
+
+class CallLogApi(CallLogCreateApi, CallLogLookupApi, CallLogUpdateApi):
+    """/callLog: POST creates, GET looks up, PATCH updates."""

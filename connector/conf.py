@@ -1,0 +1,55 @@
+"""The `CONNECTOR` settings dict, read with code defaults (after DRF's APISettings)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core.signals import setting_changed
+
+DEFAULTS: dict[str, Any] = {
+    # platform name -> dotted path of a connector.crm.base.CrmClient subclass
+    "PLATFORMS": {"builtin": "connector.crm.builtin.BuiltinCrmClient"},
+    # the manifest served by GET /crmManifest without ?platformName
+    "DEFAULT_PLATFORM": "builtin",
+    "RINGCENTRAL_SERVER": "https://platform.ringcentral.com",
+    # region used to read numbers written without a country code, e.g. (415) 555-0100
+    "DEFAULT_PHONE_REGION": "US",
+    # every outbound HTTP call (CRMs, RingCentral) gives up after this many seconds
+    "OUTBOUND_TIMEOUT_SECONDS": 10.0,
+}
+
+
+class ConnectorSettings:
+    """Attribute access to `settings.CONNECTOR`, falling back to `DEFAULTS`.
+
+    Values are cached on first read and dropped when a test changes the setting.
+    """
+
+    def __init__(self) -> None:
+        self._cache: dict[str, Any] = {}
+
+    def __getattr__(self, name: str) -> Any:
+        if name not in DEFAULTS:
+            raise AttributeError(f"Unknown CONNECTOR setting: {name}")
+        if name not in self._cache:
+            user = getattr(settings, "CONNECTOR", {})
+            self._cache[name] = user.get(name, DEFAULTS[name])
+        return self._cache[name]
+
+    def reload(self) -> None:
+        self._cache.clear()
+
+
+connector_settings = ConnectorSettings()
+
+
+def _reload(*, setting: str, **kwargs: Any) -> None:
+    if setting == "CONNECTOR":
+        connector_settings.reload()
+        from connector.crm.registry import crm_registry
+
+        crm_registry.reload()
+
+
+setting_changed.connect(_reload)

@@ -1,0 +1,1 @@
+"""CRM clients: the contract (`base`), the registry, and one module per CRM."""

@@ -1,0 +1,369 @@
+"""The CRM client contract, mirroring App Connect's connector interface (appconnect-api.md §4).
+
+A connector is a `CrmClient` subclass registered for one platform name. Services call it;
+it knows nothing of views, rules or the log history. Contacts travel as App Connect
+`ContactInfo` dicts (open objects: `id`, `name`, `type`, `phone`, `createdDate`, ...).
+Failures are raised as the typed `CrmError`s below, never as bare HTTP errors.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import requests
+
+from connector.choices import AuthType
+
+if TYPE_CHECKING:
+    from connector.models import CrmUser
+
+JsonDict = dict[str, Any]
+
+# The entry a connector appends to lookup results so the client offers "Create new
+# contact..." (appconnect-api.md §2.8); it is never a real contact.
+NEW_CONTACT_OPTION: JsonDict = {
+    "id": "createNewContact",
+    "name": "Create new contact...",
+    "isNewContact": True,
+}
+
+
+# --- typed failures --------------------------------------------------------------------
+
+
+class CrmError(Exception):
+    """A CRM call failed. `status_code` is the CRM's HTTP status when there was one."""
+
+    default_status: ClassVar[int | None] = None
+
+    def __init__(self, message: str, *, status_code: int | None = None) -> None:
+        super().__init__(message)
+        self.status_code = status_code if status_code is not None else self.default_status
+
+
+class CrmAuthError(CrmError):
+    """The CRM refused our credentials (HTTP 401/403)."""
+
+    default_status = 401
+
+
+class CrmRateLimited(CrmError):
+    """The CRM throttled us (HTTP 429); `retry_after` is in seconds when the CRM said."""
+
+    default_status = 429
+
+    def __init__(
+        self, message: str, *, retry_after: float | None = None, status_code: int | None = None
+    ) -> None:
+        super().__init__(message, status_code=status_code)
+        self.retry_after = retry_after
+
+
+class CrmUnavailable(CrmError):
+    """The CRM could not be reached, timed out, or failed on its side (HTTP 5xx)."""
+
+    default_status = 503
+
+
+class CrmRejected(CrmError):
+    """The CRM understood the request and refused it (another HTTP 4xx)."""
+
+    default_status = 422
+
+
+# --- results ---------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class UserInfoResult:
+    """What `get_user_info` learnt about the user behind some credentials."""
+
+    successful: bool
+    user_id: str = ""
+    name: str = ""
+    timezone_name: str = ""
+    timezone_offset: str = ""
+    platform_additional_info: JsonDict = field(default_factory=dict)
+    overriding_hostname: str = ""
+    overriding_api_key: str = ""
+    return_message: JsonDict | None = None
+
+
+@dataclass(slots=True)
+class FindContactResult:
+    """Matches for a lookup, `NEW_CONTACT_OPTION` included when creation is offered."""
+
+    successful: bool
+    contacts: list[JsonDict] | None
+    return_message: JsonDict | None = None
+
+
+@dataclass(slots=True)
+class CreateContactResult:
+    """The created contact (`{id, name, type?}`), or None when the CRM made none."""
+
+    contact: JsonDict | None
+    return_message: JsonDict | None = None
+
+
+@dataclass(slots=True)
+class LogResult:
+    """The CRM id of a created activity; a falsy `log_id` means nothing was created."""
+
+    log_id: str | int | None
+    return_message: JsonDict | None = None
+
+
+@dataclass(slots=True)
+class UpdateLogResult:
+    updated_note: str | None = None
+    return_message: JsonDict | None = None
+
+
+@dataclass(slots=True)
+class CallLogDetails:
+    """What the CRM holds for one call log (`callLogInfo` on the wire)."""
+
+    info: JsonDict | None
+    return_message: JsonDict | None = None
+
+
+@dataclass(slots=True)
+class LogContact:
+    """The contact a log hangs on, as App Connect's `contactInfo`."""
+
+    id: str
+    phone_number: str
+    type: str = ""
+    name: str = ""
+
+
+@dataclass(slots=True)
+class CallLogInput:
+    """Everything `create_call_log` receives besides the user and the contact."""
+
+    call_log: JsonDict
+    note: str = ""
+    additional_submission: JsonDict = field(default_factory=dict)
+    composed_log_details: str = ""
+    # aiNote, transcript, voicemailLink, ringSense*, ... as App Connect names them
+    extras: JsonDict = field(default_factory=dict)
+    hashed_account_id: str = ""
+    is_from_sscl: bool = False
+
+
+@dataclass(slots=True)
+class CallLogUpdate:
+    """Everything `update_call_log` receives: App Connect's PATCH /callLog fields."""
+
+    crm_log_id: str
+    contact_id: str
+    subject: str | None = None
+    note: str | None = None
+    start_time: Any = None
+    duration: Any = None
+    result: str | None = None
+    recording_link: str | None = None
+    additional_submission: JsonDict = field(default_factory=dict)
+    composed_log_details: str = ""
+    extras: JsonDict = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class MessageLogInput:
+    """One message (RingCentral message-store record) to log, with derived media links."""
+
+    message: JsonDict
+    correspondents: list[JsonDict] = field(default_factory=list)
+    additional_submission: JsonDict = field(default_factory=dict)
+    links: JsonDict = field(default_factory=dict)
+    owner_name: str = ""
+    assignee_name: str = ""
+    # shared SMS mode: one activity for the whole conversation, {subject, body}
+    shared_content: JsonDict | None = None
+
+
+# --- the contract ----------------------------------------------------------------------
+
+
+class CrmClient(abc.ABC):
+    """One CRM platform. Instances are shared across requests and must hold no user state.
+
+    Subclasses must implement the abstract methods; the optional ones raise
+    `NotImplementedError` and are reported as absent by `implemented_interfaces`.
+    """
+
+    auth_type: ClassVar[str] = AuthType.API_KEY
+
+    def __init__(self, platform: str) -> None:
+        self.platform = platform
+
+    # manifest and capabilities
+
+    @abc.abstractmethod
+    def manifest(self) -> JsonDict:
+        """This platform's entry of App Connect's manifest (`platforms.<name>`)."""
+
+    def contact_type_values(self) -> list[str]:
+        """The `value`s of the manifest's `contactTypes`, in order."""
+        return [item["value"] for item in self.manifest().get("contactTypes", [])]
+
+    def get_log_format_type(self) -> str:
+        """The body format the CRM wants: `text/plain`, `text/html` or `text/markdown`."""
+        return "text/plain"
+
+    # auth
+
+    def get_basic_auth(self, *, api_key: str) -> str:
+        """The value after `Basic ` for API-key CRMs (base64 of `<api key>:`)."""
+        import base64
+
+        return base64.b64encode(f"{api_key}:".encode()).decode()
+
+    @abc.abstractmethod
+    def get_user_info(self, *, api_key: str, hostname: str, additional_info: JsonDict) -> UserInfoResult:
+        """Check credentials with the CRM and say whose they are. No local writes."""
+
+    @abc.abstractmethod
+    def unauthorize(self, *, user: CrmUser) -> JsonDict | None:
+        """Forget the user's CRM credentials. Returns the `returnMessage` to show."""
+
+    def auth_validation(self, *, user: CrmUser) -> tuple[bool, JsonDict | None]:
+        """Whether the stored credentials still work, and a message to show."""
+        raise NotImplementedError
+
+    # contacts
+
+    @abc.abstractmethod
+    def find_contact(
+        self, *, user: CrmUser, phone_number: str, overriding_format: str, is_extension: bool
+    ) -> FindContactResult:
+        """Contacts whose number matches `phone_number` (E.164). Never creates anything."""
+
+    def find_contact_with_name(self, *, user: CrmUser, name: str) -> FindContactResult:
+        """Contacts whose name matches `name`."""
+        raise NotImplementedError
+
+    @abc.abstractmethod
+    def create_contact(
+        self,
+        *,
+        user: CrmUser,
+        phone_number: str,
+        name: str,
+        contact_type: str,
+        additional_submission: JsonDict,
+    ) -> CreateContactResult:
+        """Create a contact with one phone number (E.164)."""
+
+    # call logs
+
+    @abc.abstractmethod
+    def create_call_log(self, *, user: CrmUser, contact: LogContact, data: CallLogInput) -> LogResult:
+        """Create the CRM activity for a call."""
+
+    @abc.abstractmethod
+    def update_call_log(self, *, user: CrmUser, data: CallLogUpdate) -> UpdateLogResult:
+        """Update the CRM activity `data.crm_log_id`."""
+
+    def get_call_log(self, *, user: CrmUser, crm_log_id: str, contact_id: str) -> CallLogDetails:
+        """Read back a call activity: subject, note, fullBody, ..."""
+        raise NotImplementedError
+
+    # message logs
+
+    @abc.abstractmethod
+    def create_message_log(self, *, user: CrmUser, contact: LogContact, data: MessageLogInput) -> LogResult:
+        """Create the CRM activity for a conversation, starting with `data.message`."""
+
+    def update_message_log(
+        self, *, user: CrmUser, contact: LogContact, crm_log_id: str, data: MessageLogInput
+    ) -> UpdateLogResult:
+        """Add `data.message` to the existing activity `crm_log_id`."""
+        raise NotImplementedError
+
+    def implemented_interfaces(self) -> dict[str, bool]:
+        """App Connect's capability map for GET /implementedInterfaces."""
+        cls = type(self)
+
+        def has(method: str) -> bool:
+            return getattr(cls, method) is not getattr(CrmClient, method, None)
+
+        api_key = self.auth_type == AuthType.API_KEY
+        result: dict[str, bool] = {"getAuthType": True}
+        result["getBasicAuth" if api_key else "getOauthInfo"] = True
+        result.update(
+            {
+                "getUserInfo": True,
+                "createCallLog": True,
+                "updateCallLog": True,
+                "getCallLog": has("get_call_log"),
+                "createMessageLog": True,
+                "updateMessageLog": has("update_message_log"),
+                "createContact": True,
+                "findContact": True,
+                "listAppointments": False,
+                "createAppointment": False,
+                "updateAppointment": False,
+                "refreshAppointment": False,
+                "confirmAppointment": False,
+                "cancelAppointment": False,
+                "unAuthorize": True,
+                "upsertCallDisposition": False,
+                "findContactWithName": has("find_contact_with_name"),
+                "getUserList": False,
+                "getManagedAuthOptions": False,
+                "getLicenseStatus": False,
+                "getLogFormatType": True,
+                "refreshUserInfo": False,
+                # The peer reports its note cache only when USE_CACHE is set, which its
+                # default deployment leaves unset; ours always works but is not advertised,
+                # so clients keep sending the note with the log itself.
+                "cacheCallNote": False,
+            }
+        )
+        return result
+
+
+class HttpCrmClient(CrmClient, abc.ABC):
+    """Base for CRMs reached over HTTP: one `requests.Session`, a timeout on every call,
+    and HTTP failures mapped to the typed `CrmError`s."""
+
+    def __init__(self, platform: str, *, timeout: float | None = None) -> None:
+        super().__init__(platform)
+        from connector.conf import connector_settings
+
+        self.timeout = timeout if timeout is not None else connector_settings.OUTBOUND_TIMEOUT_SECONDS
+        self.session = requests.Session()
+
+    def request(self, method: str, url: str, **kwargs: Any) -> requests.Response:
+        """Send one request; raise a `CrmError` for a transport failure or a non-2xx answer."""
+        kwargs.setdefault("timeout", self.timeout)
+        try:
+            response = self.session.request(method, url, **kwargs)
+        except requests.Timeout as exc:
+            raise CrmUnavailable(f"{self.platform} did not answer in time") from exc
+        except requests.RequestException as exc:
+            raise CrmUnavailable(f"{self.platform} could not be reached") from exc
+        if response.ok:
+            return response
+        raise crm_error_for_status(response, platform=self.platform)
+
+
+def crm_error_for_status(response: requests.Response, *, platform: str) -> CrmError:
+    """The typed error for a CRM's non-2xx HTTP answer."""
+    status = response.status_code
+    if status == 429:
+        retry_after = response.headers.get("Retry-After")
+        try:
+            seconds = float(retry_after) if retry_after is not None else None
+        except ValueError:
+            seconds = None
+        return CrmRateLimited(f"{platform} rate limit", retry_after=seconds, status_code=status)
+    if status in (401, 403):
+        return CrmAuthError(f"{platform} refused the credentials", status_code=status)
+    if status >= 500:
+        return CrmUnavailable(f"{platform} failed with HTTP {status}", status_code=status)
+    return CrmRejected(f"{platform} rejected the request with HTTP {status}", status_code=status)

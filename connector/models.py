@@ -1,0 +1,169 @@
+"""Connected CRM users, and the built-in CRM's own records (users, contacts, activities)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.db import models
+from encrypted_fields.fields import EncryptedTextField
+
+from connector.choices import ActivityKind, BuiltinContactType
+
+
+class CrmUser(models.Model):
+    """A CRM user connected through App Connect: the peer's `users` row.
+
+    The primary key is what the platform's connector reports as the user's id (by
+    convention `<crm user id>-<platform>`); it is also the `id` claim of the user's App
+    Connect JWT. Credentials are encrypted at rest and never leave the server: no route,
+    admin page, export or log line shows them.
+    """
+
+    id = models.CharField(primary_key=True, max_length=255)
+    platform = models.CharField(max_length=64)
+    name = models.CharField(max_length=255, blank=True)
+    hostname = models.CharField(max_length=255, blank=True)
+    timezone_name = models.CharField(max_length=64, blank=True)
+    timezone_offset = models.CharField(max_length=16, blank=True)
+    # The API key, or the OAuth access token; empty after the user logs out.
+    access_token = EncryptedTextField(null=True, blank=True)
+    refresh_token = EncryptedTextField(null=True, blank=True)
+    token_expiry = models.DateTimeField(null=True, blank=True)
+    # Connector-specific extras as JSON text, encrypted because they may hold credential
+    # fields from the login page. Read and write them through `platform_additional_info`.
+    platform_additional_info_json = EncryptedTextField(null=True, blank=True)
+    rc_account_id = models.CharField("RingCentral account id", max_length=64, blank=True, db_index=True)
+    hashed_rc_extension_id = models.CharField(max_length=64, blank=True)
+    # The user's own settings map ({key: {value, customizable, ...}}), as App Connect keeps it.
+    user_settings = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "connected CRM user"
+        ordering = ("id",)
+        indexes = [models.Index(fields=("platform", "id"), name="connector_crmuser_platform")]
+
+    def __str__(self) -> str:
+        return f"{self.name or self.id} ({self.platform})"
+
+    @property
+    def platform_additional_info(self) -> dict[str, Any]:
+        return json.loads(self.platform_additional_info_json) if self.platform_additional_info_json else {}
+
+    @platform_additional_info.setter
+    def platform_additional_info(self, value: dict[str, Any]) -> None:
+        self.platform_additional_info_json = json.dumps(value) if value else ""
+
+    @property
+    def is_connected(self) -> bool:
+        """True while the user holds CRM credentials (the peer checks `accessToken`)."""
+        return bool(self.access_token)
+
+
+# ---------------------------------------------------------------------------
+# The built-in CRM: a small CRM kept in our own database, so a fresh checkout works
+# end to end with no outside system. Only connector.crm.builtin reads or writes it.
+# ---------------------------------------------------------------------------
+
+
+class BuiltinCrmUser(models.Model):
+    """A user of the built-in CRM; logs in to App Connect with one of its API keys."""
+
+    name = models.CharField(max_length=150, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = "built-in CRM user"
+        ordering = ("name",)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class BuiltinApiKey(models.Model):
+    """An API key of a built-in CRM user. Only its SHA-256 digest is stored."""
+
+    user = models.ForeignKey(BuiltinCrmUser, on_delete=models.CASCADE, related_name="api_keys")
+    prefix = models.CharField(max_length=12, help_text="First characters, to tell keys apart.")
+    digest = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "built-in CRM API key"
+        ordering = ("-created_at",)
+
+    def __str__(self) -> str:
+        return f"{self.prefix}… ({self.user})"
+
+
+class BuiltinContact(models.Model):
+    """A contact in the built-in CRM; shared by all built-in CRM users, like one CRM org."""
+
+    name = models.CharField(max_length=255)
+    contact_type = models.CharField(
+        max_length=32, choices=BuiltinContactType.choices, default=BuiltinContactType.CONTACT
+    )
+    created_by = models.ForeignKey(
+        BuiltinCrmUser,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="contacts_created",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "built-in CRM contact"
+        ordering = ("name", "id")
+        indexes = [models.Index(fields=("name", "id"), name="connector_bcontact_name")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class BuiltinContactPhone(models.Model):
+    """One phone number of a built-in CRM contact, stored in E.164."""
+
+    contact = models.ForeignKey(BuiltinContact, on_delete=models.CASCADE, related_name="phone_numbers")
+    phone_number = models.CharField(max_length=32, db_index=True)
+
+    class Meta:
+        verbose_name = "phone number"
+        ordering = ("id",)
+        constraints = [
+            models.UniqueConstraint(fields=("contact", "phone_number"), name="%(app_label)s_%(class)s_unique")
+        ]
+
+    def __str__(self) -> str:
+        return self.phone_number
+
+
+class BuiltinActivity(models.Model):
+    """A call log or message conversation logged into the built-in CRM."""
+
+    kind = models.CharField(max_length=16, choices=ActivityKind.choices)
+    contact = models.ForeignKey(BuiltinContact, on_delete=models.PROTECT, related_name="activities")
+    owner = models.ForeignKey(BuiltinCrmUser, on_delete=models.PROTECT, related_name="activities")
+    subject = models.CharField(max_length=500, blank=True)
+    note = models.TextField(blank=True)
+    body = models.TextField(blank=True)
+    # The RingCentral call or message fields the CRM keeps (session id, direction, ...).
+    details = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "built-in CRM activity"
+        verbose_name_plural = "built-in CRM activities"
+        ordering = ("-created_at", "-id")
+        indexes = [
+            models.Index(fields=("-created_at", "-id"), name="connector_bactivity_created"),
+            models.Index(fields=("contact", "-created_at"), name="connector_bactivity_contact"),
+        ]
+
+    def __str__(self) -> str:
+        return self.subject or f"{self.get_kind_display()} #{self.pk}"

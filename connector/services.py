@@ -1,0 +1,343 @@
+"""Business operations of the connector app: login, logout, settings, contact lookup and creation."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from connector.crm.base import (
+    CreateContactResult,
+    CrmClient,
+    CrmError,
+    CrmRateLimited,
+    FindContactResult,
+    JsonDict,
+)
+from connector.crm.builtin import api_key_digest
+from connector.crm.registry import crm_registry
+from connector.exceptions import ErrorObject, LoginRefused, details_text, return_message
+from connector.models import BuiltinApiKey, BuiltinCrmUser, CrmUser
+
+# --- CRM failures as App Connect messages ------------------------------------------------
+
+_EDIT_DETAIL = (
+    "Please check if the log entity still exists on {platform} and your account has permission to EDIT logs."
+)
+_OPERATION_MESSAGES: dict[str, tuple[str, str]] = {
+    "createCallLog": (
+        "Error creating call log",
+        "Please check if your account has permission to CREATE logs.",
+    ),
+    "updateCallLog": ("Error updating call log", _EDIT_DETAIL),
+    "getCallLog": ("Error getting call log", "Please check if your account has permission to READ logs."),
+    "createMessageLog": (
+        "Error creating message log",
+        "Please check if your account has permission to CREATE logs.",
+    ),
+    "updateMessageLog": ("Error updating message log", _EDIT_DETAIL),
+    "findContact": ("Error finding contact", "Please check if your account has permission to GET contacts."),
+    "createContact": (
+        "Error creating contact",
+        "Please check if your account has permission to CREATE contacts.",
+    ),
+    "findContactWithName": (
+        "Error searching contacts",
+        "Please check if your account has permission to GET contacts.",
+    ),
+}
+
+
+def crm_failure_message(*, operation: str, error: CrmError, platform: str) -> JsonDict:
+    """The `returnMessage` App Connect shows when a CRM call fails (appconnect-api.md §1.4)."""
+    status = error.status_code
+    if isinstance(error, CrmRateLimited) or status == 429:
+        return return_message(
+            "Rate limit exceeded",
+            details=details_text(
+                f"You have exceeded the maximum number of requests allowed by {platform}. "
+                "Please try again in the next minute. If the problem persists please contact support."
+            ),
+        )
+    if status is not None and 400 <= status <= 409:
+        return return_message(
+            "Authorization error",
+            details=details_text(
+                f"It seems like there's something wrong with your authorization of {platform}. "
+                f"Please Logout and then Connect your {platform} account within this extension."
+            ),
+        )
+    message, detail = _OPERATION_MESSAGES.get(
+        operation,
+        (f"Error performing {operation}", "Please check if your account has the necessary permissions."),
+    )
+    return return_message(message, details=details_text(detail.format(platform=platform), numeric_ids=True))
+
+
+# --- login and logout --------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class LoginOutcome:
+    user_id: str
+    name: str
+    return_message: JsonDict | None
+
+
+@transaction.atomic
+def crm_user_login_with_api_key(
+    *,
+    platform: str,
+    api_key: str,
+    hostname: str,
+    additional_info: JsonDict,
+    hashed_rc_extension_id: str = "",
+    rc_account_id: str = "",
+) -> LoginOutcome:
+    """Check an API key with the CRM, then create or update the connected user.
+
+    Writes one `CrmUser` row (the user's own settings are kept across logins). Raises
+    `ConnectorNotFound`, `LoginRefused` (the CRM said no) or `ErrorObject` (the CRM could
+    not be asked).
+    """
+    client = crm_registry.get(platform)
+    try:
+        info = client.get_user_info(api_key=api_key, hostname=hostname, additional_info=additional_info)
+    except CrmError as exc:
+        raise ErrorObject(str(exc)) from exc
+    if not info.successful or not info.user_id:
+        raise LoginRefused(info.return_message or return_message("Login failed."))
+    user, _ = CrmUser.objects.select_for_update().get_or_create(
+        pk=info.user_id, defaults={"platform": platform}
+    )
+    user.platform = platform
+    user.name = info.name
+    user.hostname = info.overriding_hostname or hostname
+    user.timezone_name = info.timezone_name
+    user.timezone_offset = info.timezone_offset
+    user.access_token = info.overriding_api_key or api_key
+    user.platform_additional_info = {**user.platform_additional_info, **info.platform_additional_info}
+    if rc_account_id:
+        user.rc_account_id = rc_account_id
+    if hashed_rc_extension_id:
+        user.hashed_rc_extension_id = hashed_rc_extension_id
+    user.save()
+    return LoginOutcome(
+        user_id=user.pk,
+        name=info.name,
+        return_message=info.return_message,
+    )
+
+
+def crm_user_logout(*, user: CrmUser) -> JsonDict | None:
+    """Tell the CRM the user logged out, then forget the user's credentials.
+
+    The user row and its settings stay, as App Connect keeps them; the JWT now names a
+    user with no credentials, which every CRM route refuses.
+    """
+    client = crm_registry.get(user.platform)
+    message = client.unauthorize(user=user)
+    user.access_token = ""
+    user.refresh_token = ""
+    user.token_expiry = None
+    user.save(update_fields=("access_token", "refresh_token", "token_expiry", "updated_at"))
+    return message
+
+
+def crm_user_auth_validate(*, user: CrmUser) -> tuple[bool, JsonDict | None]:
+    """Ask the CRM whether the user's stored credentials still work."""
+    client = crm_registry.get(user.platform)
+    if not user.is_connected:
+        return False, None
+    try:
+        return client.auth_validation(user=user)
+    except NotImplementedError:
+        return True, None
+    except CrmError as exc:
+        return False, crm_failure_message(operation="authValidation", error=exc, platform=user.platform)
+
+
+# --- user settings -----------------------------------------------------------------------
+
+
+@transaction.atomic
+def user_settings_update(
+    *, user_id: str, user_settings: dict[str, Any], keys_to_remove: list[str]
+) -> dict[str, Any]:
+    """Replace the given keys of a user's own settings map and drop `keys_to_remove`.
+
+    The row is locked for the read-modify-write, so concurrent updates don't lose keys.
+    Returns the whole stored map.
+    """
+    user = CrmUser.objects.select_for_update().get(pk=user_id)
+    stored = dict(user.user_settings or {})
+    stored.update(user_settings)
+    for key in keys_to_remove:
+        if stored.get(key):
+            del stored[key]
+    user.user_settings = stored
+    user.save(update_fields=("user_settings", "updated_at"))
+    return stored
+
+
+# --- contacts ----------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class ContactLookup:
+    """GET /contact's answer: `contacts` is None when the CRM could not be asked."""
+
+    successful: bool
+    contacts: list[JsonDict] | None
+    return_message: JsonDict | None
+
+
+def real_contacts(contacts: list[JsonDict] | None) -> list[JsonDict]:
+    """The entries of a lookup that are actual contacts (not "Create new contact...")."""
+    return [contact for contact in contacts or [] if not contact.get("isNewContact")]
+
+
+def contact_find(
+    *, user: CrmUser, phone_number: str, overriding_format: str = "", is_extension: bool = False
+) -> ContactLookup:
+    """Look a number up in the user's CRM. Never creates anything.
+
+    With no real match and no message from the CRM, answers App Connect's default
+    "Contact not found" warning; a CRM failure becomes its `returnMessage`.
+    """
+    client = crm_registry.get(user.platform)
+    try:
+        result = client.find_contact(
+            user=user,
+            phone_number=phone_number,
+            overriding_format=overriding_format,
+            is_extension=is_extension,
+        )
+    except CrmError as exc:
+        return ContactLookup(
+            successful=False,
+            contacts=None,
+            return_message=crm_failure_message(operation="findContact", error=exc, platform=user.platform),
+        )
+    message = result.return_message
+    if not real_contacts(result.contacts) and message is None:
+        message = return_message(
+            "Contact not found",
+            details=details_text(
+                f"A contact with the phone number {phone_number} could not be found in your "
+                f"{user.platform} account."
+            ),
+        )
+    return ContactLookup(successful=result.successful, contacts=result.contacts, return_message=message)
+
+
+def contact_find_by_name(*, user: CrmUser, name: str) -> ContactLookup:
+    """Search the user's CRM by contact name (GET /custom/contact/search)."""
+    client = crm_registry.get(user.platform)
+    try:
+        result: FindContactResult = client.find_contact_with_name(user=user, name=name)
+    except NotImplementedError:
+        return ContactLookup(
+            successful=False,
+            contacts=None,
+            return_message=return_message(
+                "Error searching contacts",
+                details=details_text(
+                    "Please check if your account has permission to GET contacts.", numeric_ids=True
+                ),
+            ),
+        )
+    except CrmError as exc:
+        return ContactLookup(
+            successful=False,
+            contacts=None,
+            return_message=crm_failure_message(
+                operation="findContactWithName", error=exc, platform=user.platform
+            ),
+        )
+    message = result.return_message
+    if not real_contacts(result.contacts) and message is None:
+        # The trailing space is the peer's (appconnect-api.md §1.4).
+        message = return_message(f"No contact found with name {name} ")
+    return ContactLookup(successful=result.successful, contacts=result.contacts, return_message=message)
+
+
+def contact_create(
+    *,
+    user: CrmUser,
+    client: CrmClient,
+    phone_number: str,
+    name: str,
+    contact_type: str,
+    additional_submission: JsonDict,
+) -> CreateContactResult:
+    """Create a contact in the user's CRM. CRM failures come back as a failed result."""
+    try:
+        return client.create_contact(
+            user=user,
+            phone_number=phone_number,
+            name=name,
+            contact_type=contact_type,
+            additional_submission=additional_submission,
+        )
+    except CrmError as exc:
+        return CreateContactResult(
+            contact=None,
+            return_message=crm_failure_message(operation="createContact", error=exc, platform=user.platform),
+        )
+
+
+# --- the built-in CRM's users ------------------------------------------------------------
+
+
+@transaction.atomic
+def builtin_api_key_create(*, name: str) -> tuple[BuiltinCrmUser, str]:
+    """Create (or reuse) the built-in CRM user `name` and issue a new API key for it.
+
+    Returns the user and the key in clear; only the key's digest is stored, so this is
+    the one chance to see it. Earlier keys of the user stay valid.
+    """
+    user, _ = BuiltinCrmUser.objects.get_or_create(name=name)
+    key = f"bcrm_{secrets.token_urlsafe(32)}"
+    BuiltinApiKey.objects.create(user=user, prefix=key[:12], digest=api_key_digest(key))
+    return user, key
+
+
+@transaction.atomic
+def builtin_api_key_revoke(*, api_key: BuiltinApiKey) -> None:
+    """Revoke a built-in CRM API key and disconnect the App Connect users it logged in.
+
+    The user's other keys keep working for new logins; existing sessions of the built-in
+    user must log in again.
+    """
+    if api_key.revoked_at is None:
+        api_key.revoked_at = timezone.now()
+        api_key.save(update_fields=("revoked_at",))
+    for user in CrmUser.objects.filter(pk__startswith=f"{api_key.user_id}-").select_for_update():
+        if api_key_digest(user.access_token or "") == api_key.digest:
+            user.access_token = ""
+            user.save(update_fields=("access_token", "updated_at"))
+
+
+# --- the embedded demo -------------------------------------------------------------------
+
+
+@transaction.atomic
+def demo_environment_setup(*, admin_username: str, admin_password: str, builtin_user: str) -> str:
+    """Make sure the demo admin exists with `admin_password`, and issue a built-in CRM API
+    key for `builtin_user`. Returns the new key."""
+    from django.contrib.auth import get_user_model
+
+    admin_model = get_user_model()
+    admin, _ = admin_model.objects.get_or_create(
+        username=admin_username, defaults={"is_staff": True, "is_superuser": True}
+    )
+    if not admin.check_password(admin_password) or not admin.is_superuser:
+        admin.set_password(admin_password)
+        admin.is_staff = admin.is_superuser = True
+        admin.save()
+    _, key = builtin_api_key_create(name=builtin_user)
+    return key

@@ -1,0 +1,1 @@
+"""The log history: every call and message log the server handles, and its event trail."""

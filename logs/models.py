@@ -1,0 +1,150 @@
+"""Call logs, message logs and their append-only event trail."""
+
+from __future__ import annotations
+
+from django.db import models
+from django.db.models import Q
+
+from connector.models import CrmUser
+from logs.choices import DecidedBy, Direction, EventKind, LogStatus
+
+
+class LogRecord(models.Model):
+    """Fields every log has: who, where, against which contact, who decided, and the outcome.
+
+    `decision` is a snapshot of what decided (the rule values, the number looked up, how
+    many contacts matched), so a later rule change never rewrites history.
+    """
+
+    user = models.ForeignKey(CrmUser, on_delete=models.PROTECT, related_name="+")
+    platform = models.CharField(max_length=64)
+    # the counterpart's number, E.164 (or as given when it could not be read)
+    phone_number = models.CharField(max_length=32, blank=True)
+    contact_id = models.CharField("CRM contact id", max_length=255, blank=True)
+    contact_name = models.CharField(max_length=255, blank=True)
+    contact_type = models.CharField(max_length=64, blank=True)
+    contact_is_placeholder = models.BooleanField(
+        "placeholder contact", default=False, help_text="The contact was created for this number."
+    )
+    decided_by = models.CharField(max_length=16, choices=DecidedBy.choices, default=DecidedBy.USER)
+    decision = models.JSONField(default=dict, blank=True)
+    # The validated request, credentials removed: what a retry sends to the CRM again.
+    payload = models.JSONField(default=dict, blank=True)
+    crm_log_id = models.CharField("CRM log id", max_length=255, blank=True)
+    status = models.CharField(max_length=16, choices=LogStatus.choices, default=LogStatus.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        abstract = True
+
+
+class CallLog(LogRecord):
+    """One call the server was asked to log, for one user, platform and extension identity.
+
+    At most one row exists per (user, platform, session, extension identity): the row is
+    claimed before the CRM is called, which is what makes duplicate requests safe.
+    """
+
+    user = models.ForeignKey(CrmUser, on_delete=models.PROTECT, related_name="call_logs")
+    session_id = models.CharField(max_length=128)
+    # telephonySessionId, else the RingCentral call-log record id (the peer's row id)
+    record_id = models.CharField(max_length=128, blank=True)
+    # "h:<hashed extension id>", else "e:<extension number>", else "" (see services)
+    identity_key = models.CharField(max_length=80, blank=True)
+    hashed_extension_id = models.CharField(max_length=64, blank=True)
+    extension_number = models.CharField(max_length=32, blank=True)
+    direction = models.CharField(max_length=16, choices=Direction.choices, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    duration_seconds = models.PositiveIntegerField(null=True, blank=True)
+    result = models.CharField(max_length=64, blank=True)
+
+    class Meta:
+        ordering = ("-created_at", "-id")
+        constraints = [
+            models.UniqueConstraint(
+                fields=("user", "platform", "session_id", "identity_key"),
+                name="%(app_label)s_%(class)s_unique_session",
+            )
+        ]
+        indexes = [
+            models.Index(fields=("-created_at", "-id"), name="logs_calllog_created"),
+            models.Index(fields=("status", "-created_at"), name="logs_calllog_status"),
+            models.Index(fields=("session_id",), name="logs_calllog_session"),
+            models.Index(fields=("phone_number",), name="logs_calllog_phone"),
+            models.Index(fields=("crm_log_id",), name="logs_calllog_crm_log"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Call {self.session_id} ({self.get_status_display()})"
+
+
+class MessageLog(LogRecord):
+    """One message (SMS, MMS, fax, voicemail) the server was asked to log, per user and platform.
+
+    Messages of one conversation on one day share `conversation_log_id` and one CRM
+    activity (`crm_log_id`).
+    """
+
+    user = models.ForeignKey(CrmUser, on_delete=models.PROTECT, related_name="message_logs")
+    # the RingCentral message id; "<id>-<contact id>" in a group conversation
+    message_id = models.CharField(max_length=128)
+    conversation_id = models.CharField(max_length=128, blank=True)
+    conversation_log_id = models.CharField(max_length=160, blank=True)
+    message_type = models.CharField(max_length=32, blank=True)
+    direction = models.CharField(max_length=16, choices=Direction.choices, blank=True)
+
+    class Meta:
+        ordering = ("-created_at", "-id")
+        constraints = [
+            models.UniqueConstraint(
+                fields=("user", "platform", "message_id"),
+                name="%(app_label)s_%(class)s_unique_message",
+            )
+        ]
+        indexes = [
+            models.Index(fields=("-created_at", "-id"), name="logs_messagelog_created"),
+            models.Index(fields=("status", "-created_at"), name="logs_messagelog_status"),
+            models.Index(
+                fields=("user", "platform", "conversation_log_id"),
+                name="logs_messagelog_conversation",
+            ),
+            models.Index(fields=("phone_number",), name="logs_messagelog_phone"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Message {self.message_id} ({self.get_status_display()})"
+
+
+class LogEvent(models.Model):
+    """One entry of a log's event trail: a decision or a CRM outcome. Never edited."""
+
+    call_log = models.ForeignKey(
+        CallLog, on_delete=models.PROTECT, null=True, blank=True, related_name="events"
+    )
+    message_log = models.ForeignKey(
+        MessageLog, on_delete=models.PROTECT, null=True, blank=True, related_name="events"
+    )
+    kind = models.CharField(max_length=32, choices=EventKind.choices)
+    decided_by = models.CharField(max_length=16, choices=DecidedBy.choices, blank=True)
+    detail = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ("created_at", "id")
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(call_log__isnull=False, message_log__isnull=True)
+                | Q(call_log__isnull=True, message_log__isnull=False),
+                name="%(app_label)s_%(class)s_one_log",
+            )
+        ]
+        indexes = [
+            models.Index(fields=("call_log", "created_at"), name="logs_logevent_call"),
+            models.Index(fields=("message_log", "created_at"), name="logs_logevent_message"),
+        ]
+
+    def __str__(self) -> str:
+        return self.get_kind_display()

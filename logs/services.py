@@ -1,0 +1,845 @@
+"""Logging calls and messages into the CRM, and recording every step in the log history.
+
+A log row is claimed (inserted as pending) before anything else happens, under a unique
+key per user, platform, session and extension identity; only the request that claimed it
+goes on. Then the contact is decided (rules), the CRM is called, and the row and its event
+trail say what happened. A failed or skipped row can be claimed again, which is how a
+retry logs against the contact that was already chosen or created.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote
+
+from django.core.cache import cache
+from django.db import DatabaseError, IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from connector.crm.base import (
+    CallLogDetails,
+    CallLogInput,
+    CallLogUpdate,
+    CrmClient,
+    CrmError,
+    JsonDict,
+    LogContact,
+    MessageLogInput,
+)
+from connector.crm.registry import crm_registry
+from connector.exceptions import return_message
+from connector.models import CrmUser
+from connector.selectors import crm_user_get
+from connector.services import crm_failure_message
+from logs.choices import DecidedBy, EventKind, LogStatus
+from logs.composer import CallFields, call_log_details_compose, parse_time, shared_sms_compose
+from logs.models import CallLog, LogEvent, MessageLog
+from logs.selectors import call_log_find_logged
+from rules.choices import DecisionOutcome
+from rules.services import ContactDecision, contact_decide
+
+# How long a note sent to POST /callLog/cacheNote waits for its call log.
+CALL_NOTE_TTL_SECONDS = 3600
+# RingCentral fields that carry credentials; never stored in the history.
+_SECRET_KEYS = frozenset({"rcAccessToken", "accessToken", "access_token", "adminAssignedUserToken"})
+
+
+def identity_key(*, hashed_extension_id: str, extension_number: str) -> str:
+    """The extension identity a call log is unique under: the hashed RingCentral
+    extension id when known, else the extension number, else nothing."""
+    if hashed_extension_id:
+        return f"h:{hashed_extension_id}"
+    if extension_number:
+        return f"e:{extension_number}"
+    return ""
+
+
+def _without_secrets(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _without_secrets(v) for k, v in value.items() if k not in _SECRET_KEYS}
+    if isinstance(value, list):
+        return [_without_secrets(item) for item in value]
+    return value
+
+
+@dataclass(slots=True)
+class LogOutcome:
+    """What a logging route answers: `successful`, the CRM id(s), the message to show."""
+
+    successful: bool
+    log_id: str | int | None = None
+    return_message: JsonDict | None = None
+    log_ids: list[str] | None = None
+    updated_note: str | None = None
+
+
+_OUTCOME_EVENTS = {
+    DecisionOutcome.GIVEN: EventKind.MATCHED,
+    DecisionOutcome.MATCHED: EventKind.MATCHED,
+    DecisionOutcome.MULTIPLE_RESOLVED: EventKind.MATCHED,
+    DecisionOutcome.PROMPTED: EventKind.PROMPTED,
+    DecisionOutcome.PLACEHOLDER_CREATED: EventKind.PLACEHOLDER_CREATED,
+    DecisionOutcome.PLACEHOLDER_REUSED: EventKind.PLACEHOLDER_REUSED,
+    DecisionOutcome.FAILED: EventKind.CRM_FAILED,
+}
+
+
+def _decision_event(decision: ContactDecision) -> tuple[str, str, JsonDict]:
+    detail: JsonDict = {"outcome": decision.outcome.value, **decision.snapshot}
+    if decision.contact is not None:
+        detail["contactId"] = decision.contact.id
+        detail["contactName"] = decision.contact.name
+    return _OUTCOME_EVENTS[decision.outcome], decision.decided_by, detail
+
+
+def _events_record(
+    *,
+    entries: list[tuple[str, str, JsonDict]],
+    call_log: CallLog | None = None,
+    message_log: MessageLog | None = None,
+) -> None:
+    LogEvent.objects.bulk_create(
+        [
+            LogEvent(call_log=call_log, message_log=message_log, kind=kind, decided_by=by, detail=detail)
+            for kind, by, detail in entries
+        ]
+    )
+
+
+# --- call logs ---------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class CallLogRequest:
+    """A validated POST /callLog body, with the counterpart's number already normalised."""
+
+    log_info: JsonDict
+    phone_number: str  # E.164, or "" when the call object has none
+    raw_number: str  # the number as the client sent it (used in messages, as the peer does)
+    contact_id: str = ""
+    contact_type: str = ""
+    contact_name: str = ""
+    note: str = ""
+    additional_submission: JsonDict = field(default_factory=dict)
+    extras: JsonDict = field(default_factory=dict)
+    extension_number: str = ""
+    hashed_extension_id: str = ""
+    hashed_account_id: str = ""
+    is_from_sscl: bool = False
+
+    @property
+    def session_id(self) -> str:
+        return str(self.log_info["sessionId"])
+
+    def payload(self) -> JsonDict:
+        """The request as stored for a retry, without credentials."""
+        return _without_secrets(
+            {
+                "logInfo": self.log_info,
+                "phoneNumber": self.phone_number,
+                "rawNumber": self.raw_number,
+                "contactId": self.contact_id,
+                "contactType": self.contact_type,
+                "contactName": self.contact_name,
+                "note": self.note,
+                "additionalSubmission": self.additional_submission,
+                "extras": self.extras,
+                "extensionNumber": self.extension_number,
+                "hashedExtensionId": self.hashed_extension_id,
+                "hashedAccountId": self.hashed_account_id,
+                "isFromSSCL": self.is_from_sscl,
+            }
+        )
+
+    @classmethod
+    def from_payload(cls, payload: JsonDict) -> CallLogRequest:
+        return cls(
+            log_info=payload["logInfo"],
+            phone_number=payload.get("phoneNumber", ""),
+            raw_number=payload.get("rawNumber", ""),
+            contact_id=payload.get("contactId", ""),
+            contact_type=payload.get("contactType", ""),
+            contact_name=payload.get("contactName", ""),
+            note=payload.get("note", ""),
+            additional_submission=payload.get("additionalSubmission", {}),
+            extras=payload.get("extras", {}),
+            extension_number=payload.get("extensionNumber", ""),
+            hashed_extension_id=payload.get("hashedExtensionId", ""),
+            hashed_account_id=payload.get("hashedAccountId", ""),
+            is_from_sscl=payload.get("isFromSSCL", False),
+        )
+
+
+def _call_log_claim(*, user: CrmUser, request: CallLogRequest) -> tuple[CallLog, bool]:
+    """Insert the pending row for this call, or take over a failed or skipped one.
+
+    Returns the row and whether this request owns it; a row that is logged or pending
+    belongs to another request (the duplicate case).
+    """
+    info = request.log_info
+    duration = info.get("duration")
+    fields: JsonDict = {
+        "record_id": str(info.get("telephonySessionId") or info.get("id") or "")[:128],
+        "hashed_extension_id": request.hashed_extension_id,
+        "extension_number": request.extension_number,
+        "direction": info.get("direction") or "",
+        "phone_number": request.phone_number or request.raw_number[:32],
+        "started_at": parse_time(info.get("startTime")),
+        "duration_seconds": duration if isinstance(duration, int) and duration >= 0 else None,
+        "result": str(info.get("result") or "")[:64],
+        "payload": request.payload(),
+    }
+    key = {
+        "user": user,
+        "platform": user.platform,
+        "session_id": request.session_id,
+        "identity_key": identity_key(
+            hashed_extension_id=request.hashed_extension_id, extension_number=request.extension_number
+        ),
+    }
+    try:
+        with transaction.atomic():
+            return CallLog.objects.create(**key, **fields), True
+    except IntegrityError:
+        pass
+    existing = CallLog.objects.get(**key)
+    if existing.status in (LogStatus.FAILED, LogStatus.SKIPPED):
+        taken = CallLog.objects.filter(pk=existing.pk, status=existing.status).update(
+            status=LogStatus.PENDING, updated_at=timezone.now(), **fields
+        )
+        if taken:
+            existing.refresh_from_db()
+            return existing, True
+    return existing, False
+
+
+def _call_fields(request: CallLogRequest) -> CallFields:
+    info = request.log_info
+    voicemail = request.extras.get("voicemailLink") or (info.get("voicemail") or {}).get("link")
+    return CallFields(
+        note=request.note or None,
+        session_id=request.session_id,
+        direction=info.get("direction"),
+        from_party=info.get("from") or {},
+        to_party=info.get("to") or {},
+        subject=info.get("customSubject"),
+        contact_number=request.raw_number or None,
+        start_time=info.get("startTime"),
+        duration=info.get("duration"),
+        has_duration="duration" in info,
+        result=info.get("result"),
+        recording_link=(info.get("recording") or {}).get("link"),
+        voicemail_link=voicemail,
+        ai_note=request.extras.get("aiNote"),
+        transcript=request.extras.get("transcript"),
+        legs=info.get("legs") or [],
+    )
+
+
+def _log_finish(model: type[CallLog] | type[MessageLog], pk: int, *, status: str, **values: Any) -> None:
+    model.objects.filter(pk=pk).update(
+        status=status, attempts=F("attempts") + 1, updated_at=timezone.now(), **values
+    )
+
+
+def _decision_fields(decision: ContactDecision) -> JsonDict:
+    contact = decision.contact
+    return {
+        "decided_by": decision.decided_by,
+        "decision": {"outcome": decision.outcome.value, **decision.snapshot},
+        "contact_is_placeholder": decision.is_placeholder,
+        "contact_id": contact.id[:255] if contact else "",
+        "contact_name": contact.name[:255] if contact else "",
+        "contact_type": contact.type[:64] if contact else "",
+    }
+
+
+def _call_log_run(
+    *,
+    log: CallLog,
+    user: CrmUser,
+    client: CrmClient,
+    request: CallLogRequest,
+    events: list[tuple[str, str, JsonDict]],
+) -> LogOutcome:
+    """Decide the contact, create the CRM activity and record the outcome on `log`."""
+    given = (
+        LogContact(
+            id=request.contact_id,
+            phone_number=request.raw_number,
+            type=request.contact_type,
+            name=request.contact_name,
+        )
+        if request.contact_id
+        else None
+    )
+    decision = contact_decide(
+        user=user,
+        client=client,
+        phone_number=request.phone_number,
+        raw_number=request.raw_number,
+        given_contact=given,
+        caller_id_name=_caller_id_name(request.log_info),
+    )
+    events.append(_decision_event(decision))
+    if decision.contact is None:
+        status = LogStatus.SKIPPED if decision.outcome == DecisionOutcome.PROMPTED else LogStatus.FAILED
+        message_text = (decision.return_message or {}).get("message", "")
+        _log_finish(
+            CallLog,
+            log.pk,
+            status=status,
+            last_error=message_text if status == LogStatus.FAILED else "",
+            **_decision_fields(decision),
+        )
+        _events_record(call_log=log, entries=events)
+        return LogOutcome(successful=False, return_message=decision.return_message)
+
+    composed = call_log_details_compose(
+        fields=_call_fields(request),
+        user_settings=user.user_settings,
+        timezone_offset=user.timezone_offset,
+        log_format=client.get_log_format_type(),
+    )
+    try:
+        result = client.create_call_log(
+            user=user,
+            contact=decision.contact,
+            data=CallLogInput(
+                call_log=request.log_info,
+                note=request.note,
+                additional_submission=request.additional_submission,
+                composed_log_details=composed,
+                extras=request.extras,
+                hashed_account_id=request.hashed_account_id,
+                is_from_sscl=request.is_from_sscl,
+            ),
+        )
+    except CrmError as exc:
+        message = crm_failure_message(operation="createCallLog", error=exc, platform=user.platform)
+        events.append((EventKind.CRM_FAILED, "", {"error": str(exc), "status": exc.status_code}))
+        _log_finish(
+            CallLog, log.pk, status=LogStatus.FAILED, last_error=str(exc), **_decision_fields(decision)
+        )
+        _events_record(call_log=log, entries=events)
+        return LogOutcome(successful=False, return_message=message)
+    if not result.log_id:
+        error = (result.return_message or {}).get("message") or "The CRM created no log."
+        events.append((EventKind.CRM_FAILED, "", {"error": error}))
+        _log_finish(CallLog, log.pk, status=LogStatus.FAILED, last_error=error, **_decision_fields(decision))
+        _events_record(call_log=log, entries=events)
+        return LogOutcome(successful=False, return_message=result.return_message)
+    events.append((EventKind.CRM_LOGGED, "", {"crmLogId": str(result.log_id)}))
+    try:
+        _log_finish(
+            CallLog,
+            log.pk,
+            status=LogStatus.LOGGED,
+            crm_log_id=str(result.log_id)[:255],
+            last_error="",
+            **_decision_fields(decision),
+        )
+        _events_record(call_log=log, entries=events)
+    except DatabaseError:
+        # The CRM holds the activity but our row still says pending: answer as the peer
+        # does; the pending row (with its contact) stays visible to admins.
+        return LogOutcome(successful=False, return_message=return_message("Database operation failed"))
+    return LogOutcome(successful=True, log_id=result.log_id, return_message=result.return_message)
+
+
+def _caller_id_name(log_info: JsonDict) -> str:
+    party = log_info.get("from") if log_info.get("direction") == "Inbound" else log_info.get("to")
+    return str((party or {}).get("name") or "")
+
+
+def call_log_create(*, user_id: str, request: CallLogRequest) -> LogOutcome:
+    """Log a call into the user's CRM (POST /callLog).
+
+    Writes the call-log row and its events; calls the CRM at most once per session and
+    extension identity, however many requests arrive for it at once.
+    """
+    user = crm_user_get(user_id=user_id)
+    if user is None or not user.is_connected:
+        return LogOutcome(successful=False, return_message=return_message("User not found"))
+    client = crm_registry.get(user.platform)
+    if request.is_from_sscl and not request.note:
+        request.note = cache.get(_note_cache_key(user.pk, request.session_id)) or ""
+    log, claimed = _call_log_claim(user=user, request=request)
+    if not claimed:
+        _events_record(
+            call_log=log,
+            entries=[(EventKind.DUPLICATE, "", {"sessionId": request.session_id, "status": log.status})],
+        )
+        return LogOutcome(
+            successful=False,
+            return_message=return_message(f"Existing log for session {request.session_id}", ttl=3000),
+        )
+    events: list[tuple[str, str, JsonDict]] = [
+        (EventKind.REQUESTED, "", {"attempt": log.attempts + 1, "sscl": request.is_from_sscl})
+    ]
+    if log.attempts:
+        events.insert(0, (EventKind.RETRIED, "", {"previousAttempts": log.attempts}))
+    return _call_log_run(log=log, user=user, client=client, request=request, events=events)
+
+
+def call_log_retry(*, log: CallLog) -> LogOutcome:
+    """Send a failed or pending call log to the CRM again, from its stored request.
+
+    Idempotent: a log that is already logged is left alone. A placeholder created by the
+    first attempt is found again by the rules, so the retry logs against that contact.
+    """
+    with transaction.atomic():
+        taken = CallLog.objects.filter(pk=log.pk, status__in=(LogStatus.FAILED, LogStatus.PENDING)).update(
+            status=LogStatus.PENDING, updated_at=timezone.now()
+        )
+    if not taken:
+        return LogOutcome(successful=False, return_message=return_message("Nothing to retry"))
+    log.refresh_from_db()
+    request = CallLogRequest.from_payload(log.payload)
+    if log.decided_by == DecidedBy.USER and log.contact_id:
+        request.contact_id = log.contact_id
+    client = crm_registry.get(log.user.platform)
+    events: list[tuple[str, str, JsonDict]] = [
+        (EventKind.RETRIED, "", {"previousAttempts": log.attempts, "by": "admin"})
+    ]
+    return _call_log_run(log=log, user=log.user, client=client, request=request, events=events)
+
+
+def call_log_details_get(*, user: CrmUser, client: CrmClient, log: CallLog) -> CallLogDetails:
+    """What the CRM holds for a logged call (GET /callLog?requireDetails=true)."""
+    try:
+        return client.get_call_log(user=user, crm_log_id=log.crm_log_id, contact_id=log.contact_id)
+    except NotImplementedError:
+        return CallLogDetails(info=None)
+    except CrmError as exc:
+        return CallLogDetails(
+            info=None,
+            return_message=crm_failure_message(operation="getCallLog", error=exc, platform=user.platform),
+        )
+
+
+def _note_cache_key(user_id: str, session_id: str) -> str:
+    return f"call-note:{user_id}:{session_id}"
+
+
+def call_note_cache(*, user_id: str, session_id: str, note: str) -> None:
+    """Keep a note for an upcoming server-side call log of `session_id` (one hour)."""
+    cache.set(_note_cache_key(user_id, session_id), note, CALL_NOTE_TTL_SECONDS)
+
+
+@dataclass(slots=True)
+class CallLogPatch:
+    """A validated PATCH /callLog body."""
+
+    session_id: str
+    extension_number: str = ""
+    hashed_extension_id: str = ""
+    subject: str | None = None
+    note: str | None = None
+    start_time: Any = None
+    duration: Any = None
+    has_duration: bool = False
+    result: str | None = None
+    direction: str | None = None
+    from_party: JsonDict = field(default_factory=dict)
+    to_party: JsonDict = field(default_factory=dict)
+    legs: list[JsonDict] = field(default_factory=list)
+    recording_link: str | None = None
+    additional_submission: JsonDict = field(default_factory=dict)
+    extras: JsonDict = field(default_factory=dict)
+
+
+def call_log_update(*, user_id: str, patch: CallLogPatch) -> LogOutcome:
+    """Update a logged call in the CRM (PATCH /callLog): note, subject, final data.
+
+    Reads the CRM's current body, recomposes it, and sends the update. Records a
+    `crm_updated` (or `crm_failed`) event and the call's final duration and result.
+    """
+    user = crm_user_get(user_id=user_id)
+    if user is None or not user.is_connected:
+        return LogOutcome(successful=False)
+    log = call_log_find_logged(
+        user=user,
+        session_id=patch.session_id,
+        hashed_extension_id=patch.hashed_extension_id,
+        extension_number=patch.extension_number,
+    )
+    if log is None:
+        return LogOutcome(successful=False)
+    client = crm_registry.get(user.platform)
+    log_format = client.get_log_format_type()
+    existing_body = ""
+    try:
+        details = client.get_call_log(user=user, crm_log_id=log.crm_log_id, contact_id=log.contact_id)
+        info = details.info or {}
+        existing_body = info.get("fullBody") or info.get("note") or ""
+    except (CrmError, NotImplementedError):
+        existing_body = ""
+    composed = call_log_details_compose(
+        fields=CallFields(
+            note=patch.note or None,
+            session_id=log.session_id,
+            direction=patch.direction,
+            from_party=patch.from_party,
+            to_party=patch.to_party,
+            subject=patch.subject,
+            start_time=patch.start_time,
+            duration=patch.duration,
+            has_duration=patch.has_duration,
+            result=patch.result,
+            recording_link=patch.recording_link,
+            voicemail_link=patch.extras.get("voicemailLink"),
+            ai_note=patch.extras.get("aiNote"),
+            transcript=patch.extras.get("transcript"),
+            legs=patch.legs,
+        ),
+        user_settings=user.user_settings,
+        timezone_offset=user.timezone_offset,
+        existing_body=existing_body,
+        log_format=log_format,
+    )
+    try:
+        result = client.update_call_log(
+            user=user,
+            data=CallLogUpdate(
+                crm_log_id=log.crm_log_id,
+                contact_id=log.contact_id,
+                subject=patch.subject,
+                note=patch.note,
+                start_time=patch.start_time,
+                duration=patch.duration,
+                result=patch.result,
+                recording_link=patch.recording_link,
+                additional_submission=patch.additional_submission,
+                composed_log_details=composed,
+                extras=patch.extras,
+            ),
+        )
+    except CrmError as exc:
+        _events_record(
+            call_log=log, entries=[(EventKind.CRM_FAILED, "", {"error": str(exc), "update": True})]
+        )
+        return LogOutcome(
+            successful=False,
+            return_message=crm_failure_message(operation="updateCallLog", error=exc, platform=user.platform),
+        )
+    changes: JsonDict = {"updated_at": timezone.now()}
+    if isinstance(patch.duration, int) and patch.duration >= 0:
+        changes["duration_seconds"] = patch.duration
+    if patch.result:
+        changes["result"] = patch.result[:64]
+    CallLog.objects.filter(pk=log.pk).update(**changes)
+    _events_record(
+        call_log=log,
+        entries=[
+            (EventKind.CRM_UPDATED, "", {"fields": sorted(k for k, v in _patch_summary(patch).items() if v)})
+        ],
+    )
+    return LogOutcome(
+        successful=True,
+        log_id=log.crm_log_id,
+        updated_note=result.updated_note,
+        return_message=result.return_message,
+    )
+
+
+def _patch_summary(patch: CallLogPatch) -> JsonDict:
+    return {
+        "subject": patch.subject,
+        "note": patch.note,
+        "duration": patch.has_duration,
+        "result": patch.result,
+        "recordingLink": patch.recording_link,
+        "legs": patch.legs,
+    }
+
+
+# --- message logs ------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class MessageLogRequest:
+    """A validated POST /messageLog body."""
+
+    messages: list[JsonDict]  # newest first, as the client sends them
+    correspondents: list[JsonDict]
+    phone_number: str  # correspondents[0], E.164
+    raw_number: str
+    conversation_id: str = ""
+    conversation_log_id: str = ""
+    owner_name: str = ""
+    assignee_name: str = ""
+    rc_access_token: str = ""
+    contact_id: str = ""
+    contact_type: str = ""
+    contact_name: str = ""
+    additional_submission: JsonDict = field(default_factory=dict)
+
+
+def _message_links(message: JsonDict, rc_access_token: str) -> JsonDict:
+    """Media links App Connect derives for a message (recording, fax, MMS image, video)."""
+    links: JsonDict = {}
+    reader = "https://ringcentral.github.io/ringcentral-media-reader/?media="
+    for attachment in message.get("attachments") or []:
+        kind, uri = attachment.get("type"), attachment.get("uri") or ""
+        content_type = attachment.get("contentType") or ""
+        if kind == "AudioRecording":
+            links["recordingLink"] = attachment.get("link")
+        elif kind == "RenderedDocument" and rc_access_token:
+            links["faxDocLink"] = attachment.get("link")
+            links["faxDownloadLink"] = f"{uri}?access_token={rc_access_token}"
+        elif kind == "MmsAttachment" and content_type.startswith("image/"):
+            links["imageLink"] = reader + quote(uri, safe="")
+            if rc_access_token:
+                links["imageDownloadLink"] = f"{uri}?access_token={rc_access_token}"
+                links["imageContentType"] = content_type
+        elif kind == "MmsAttachment" and content_type.startswith("video/"):
+            links["videoLink"] = reader + quote(uri, safe="")
+    return {k: v for k, v in links.items() if v}
+
+
+def _message_log_claim(*, user: CrmUser, message_id: str, fields: JsonDict) -> tuple[MessageLog, bool]:
+    key = {"user": user, "platform": user.platform, "message_id": message_id}
+    try:
+        with transaction.atomic():
+            return MessageLog.objects.create(**key, **fields), True
+    except IntegrityError:
+        pass
+    existing = MessageLog.objects.get(**key)
+    if existing.status in (LogStatus.FAILED, LogStatus.SKIPPED):
+        taken = MessageLog.objects.filter(pk=existing.pk, status=existing.status).update(
+            status=LogStatus.PENDING, updated_at=timezone.now(), **fields
+        )
+        if taken:
+            existing.refresh_from_db()
+            return existing, True
+    return existing, False
+
+
+def message_log_create(*, user_id: str, request: MessageLogRequest) -> LogOutcome:
+    """Log messages of a conversation into the user's CRM (POST /messageLog).
+
+    Messages are logged oldest first; each message is logged once per user and platform.
+    The first new message of a conversation day creates the CRM activity, later ones add
+    to it. In shared-SMS mode (an owner is named) one activity holds the whole
+    conversation. Writes one row and its events per message.
+    """
+    if not request.messages:
+        return LogOutcome(successful=False, return_message=return_message("No message to log.", ttl=3000))
+    user = crm_user_get(user_id=user_id)
+    if user is None or not user.is_connected:
+        return LogOutcome(successful=False, return_message=return_message("Contact not found"))
+    client = crm_registry.get(user.platform)
+    given = (
+        LogContact(
+            id=request.contact_id,
+            phone_number=request.raw_number,
+            type=request.contact_type,
+            name=request.contact_name,
+        )
+        if request.contact_id
+        else None
+    )
+    decision = contact_decide(
+        user=user,
+        client=client,
+        phone_number=request.phone_number,
+        raw_number=request.raw_number,
+        given_contact=given,
+        caller_id_name=str(request.correspondents[0].get("name") or ""),
+    )
+    if decision.contact is None:
+        return LogOutcome(successful=False, return_message=decision.return_message)
+    contact = decision.contact
+    group = len(request.correspondents) > 1
+    suffix = f"-{contact.id}" if group else ""
+    conversation_log_id = (request.conversation_log_id + suffix) if request.conversation_log_id else ""
+    conversation_id = (request.conversation_id + suffix) if request.conversation_id else ""
+
+    if request.owner_name:
+        return _shared_message_log(
+            user=user,
+            client=client,
+            request=request,
+            decision=decision,
+            conversation_log_id=conversation_log_id or conversation_id,
+        )
+
+    crm_log_id = _conversation_crm_log_id(user=user, conversation_log_id=conversation_log_id)
+    log_ids: list[str] = []
+    last_message: JsonDict | None = None
+    for message in reversed(request.messages):
+        message_id = f"{message['id']}{suffix}"
+        row, claimed = _message_log_claim(
+            user=user,
+            message_id=message_id,
+            fields={
+                "conversation_id": conversation_id[:128],
+                "conversation_log_id": conversation_log_id[:160],
+                "message_type": str(message.get("type") or "")[:32],
+                "direction": message.get("direction") or "",
+                "phone_number": request.phone_number,
+                "payload": _without_secrets({"message": message, "correspondents": request.correspondents}),
+            },
+        )
+        if not claimed:
+            continue
+        events = [
+            (EventKind.REQUESTED, "", {"attempt": row.attempts + 1}),
+            _decision_event(decision),
+        ]
+        data = MessageLogInput(
+            message=message,
+            correspondents=request.correspondents,
+            additional_submission=request.additional_submission,
+            links=_message_links(message, request.rc_access_token),
+            owner_name=request.owner_name,
+            assignee_name=request.assignee_name,
+        )
+        try:
+            if crm_log_id:
+                result = client.update_message_log(
+                    user=user, contact=contact, crm_log_id=crm_log_id, data=data
+                )
+                returned_message = result.return_message
+            else:
+                created = client.create_message_log(user=user, contact=contact, data=data)
+                returned_message = created.return_message
+                crm_log_id = str(created.log_id) if created.log_id else ""
+        except CrmError as exc:
+            operation = "updateMessageLog" if crm_log_id else "createMessageLog"
+            events.append((EventKind.CRM_FAILED, "", {"error": str(exc), "status": exc.status_code}))
+            _log_finish(
+                MessageLog, row.pk, status=LogStatus.FAILED, last_error=str(exc), **_decision_fields(decision)
+            )
+            _events_record(message_log=row, entries=events)
+            return LogOutcome(
+                successful=False,
+                return_message=crm_failure_message(operation=operation, error=exc, platform=user.platform),
+                log_ids=log_ids,
+            )
+        last_message = returned_message
+        if not crm_log_id:
+            error = (returned_message or {}).get("message") or "The CRM created no log."
+            events.append((EventKind.CRM_FAILED, "", {"error": error}))
+            _log_finish(
+                MessageLog, row.pk, status=LogStatus.FAILED, last_error=error, **_decision_fields(decision)
+            )
+            _events_record(message_log=row, entries=events)
+            return LogOutcome(successful=False, return_message=returned_message, log_ids=log_ids)
+        events.append((EventKind.CRM_LOGGED, "", {"crmLogId": crm_log_id}))
+        _log_finish(
+            MessageLog,
+            row.pk,
+            status=LogStatus.LOGGED,
+            crm_log_id=crm_log_id[:255],
+            last_error="",
+            **_decision_fields(decision),
+        )
+        _events_record(message_log=row, entries=events)
+        log_ids.append(message_id)
+    return LogOutcome(successful=True, log_ids=log_ids, return_message=last_message)
+
+
+def _conversation_crm_log_id(*, user: CrmUser, conversation_log_id: str) -> str:
+    """The CRM activity already holding this conversation day, if any."""
+    if not conversation_log_id:
+        return ""
+    return (
+        MessageLog.objects.filter(
+            user=user,
+            platform=user.platform,
+            conversation_log_id=conversation_log_id,
+            status=LogStatus.LOGGED,
+        )
+        .exclude(crm_log_id="")
+        .values_list("crm_log_id", flat=True)
+        .first()
+        or ""
+    )
+
+
+def _shared_message_log(
+    *,
+    user: CrmUser,
+    client: CrmClient,
+    request: MessageLogRequest,
+    decision: ContactDecision,
+    conversation_log_id: str,
+) -> LogOutcome:
+    """Shared SMS: one CRM activity per conversation, rewritten whole on each request."""
+    assert decision.contact is not None
+    content = shared_sms_compose(
+        messages=request.messages,
+        contact_name=decision.contact.name,
+        owner_name=request.owner_name,
+        timezone_offset=user.timezone_offset,
+    )
+    data = MessageLogInput(
+        message=request.messages[0],
+        correspondents=request.correspondents,
+        additional_submission=request.additional_submission,
+        owner_name=request.owner_name,
+        assignee_name=request.assignee_name,
+        shared_content=content,
+    )
+    row, claimed = _message_log_claim(
+        user=user,
+        message_id=conversation_log_id,
+        fields={
+            "conversation_id": request.conversation_id[:128],
+            "conversation_log_id": conversation_log_id[:160],
+            "message_type": "SMS",
+            "phone_number": request.phone_number,
+            "payload": _without_secrets(
+                {"messages": request.messages, "correspondents": request.correspondents}
+            ),
+        },
+    )
+    events = [_decision_event(decision)]
+    try:
+        if not claimed and row.crm_log_id:
+            result = client.update_message_log(
+                user=user, contact=decision.contact, crm_log_id=row.crm_log_id, data=data
+            )
+            _events_record(message_log=row, entries=[*events, (EventKind.CRM_UPDATED, "", {"shared": True})])
+            return LogOutcome(successful=True, log_ids=[], return_message=result.return_message)
+        if not claimed:
+            return LogOutcome(successful=True, log_ids=[], return_message=None)
+        created = client.create_message_log(user=user, contact=decision.contact, data=data)
+    except CrmError as exc:
+        if claimed:
+            _log_finish(
+                MessageLog, row.pk, status=LogStatus.FAILED, last_error=str(exc), **_decision_fields(decision)
+            )
+        _events_record(message_log=row, entries=[*events, (EventKind.CRM_FAILED, "", {"error": str(exc)})])
+        return LogOutcome(
+            successful=False,
+            return_message=crm_failure_message(
+                operation="createMessageLog", error=exc, platform=user.platform
+            ),
+        )
+    if not created.log_id:
+        _log_finish(
+            MessageLog,
+            row.pk,
+            status=LogStatus.FAILED,
+            last_error="The CRM created no log.",
+            **_decision_fields(decision),
+        )
+        _events_record(message_log=row, entries=[*events, (EventKind.CRM_FAILED, "", {})])
+        return LogOutcome(successful=False, return_message=created.return_message)
+    _log_finish(
+        MessageLog,
+        row.pk,
+        status=LogStatus.LOGGED,
+        crm_log_id=str(created.log_id)[:255],
+        last_error="",
+        **_decision_fields(decision),
+    )
+    _events_record(
+        message_log=row, entries=[*events, (EventKind.CRM_LOGGED, "", {"crmLogId": str(created.log_id)})]
+    )
+    return LogOutcome(successful=True, log_ids=[conversation_log_id], return_message=created.return_message)

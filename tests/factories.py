@@ -1,0 +1,30 @@
+"""factory_boy factories for the project's models."""
+
+from __future__ import annotations
+
+import factory
+
+from connector.models import BuiltinContact, BuiltinContactPhone, BuiltinCrmUser
+
+
+class BuiltinCrmUserFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = BuiltinCrmUser
+
+    name = factory.Sequence(lambda n: f"builtin-user-{n}")
+
+
+class BuiltinContactFactory(factory.django.DjangoModelFactory):
+    """A built-in CRM contact; pass `phone_numbers=[...]` (E.164) to give it numbers."""
+
+    class Meta:
+        model = BuiltinContact
+        skip_postgeneration_save = True
+
+    name = factory.Sequence(lambda n: f"Contact {n}")
+    contact_type = "Contact"
+
+    @factory.post_generation
+    def phone_numbers(self, create: bool, extracted: list[str] | None, **kwargs: object) -> None:
+        for number in extracted or []:
+            BuiltinContactPhone.objects.create(contact=self, phone_number=number)

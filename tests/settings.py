@@ -1,0 +1,18 @@
+"""Settings for the test suite: the project's settings with test-only secrets.
+
+The database comes from DATABASE_URL as in production (SQLite when unset).
+"""
+
+import os
+
+os.environ.setdefault("SECRET_KEY", "test-only-django-secret-key-0123456789abcdef")
+os.environ.setdefault("APP_SERVER_SECRET_KEY", "test-only-app-server-jwt-secret-0123456789")
+os.environ.setdefault("HASH_KEY", "test-only-hash-key-0123456789abcdef0123456789")
+os.environ.setdefault("SESSION_COOKIE_SECURE", "false")
+os.environ.setdefault("CSRF_COOKIE_SECURE", "false")
+os.environ.setdefault("CONN_MAX_AGE", "0")
+
+from config.settings import *  # noqa: F403
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+STATIC_ROOT.mkdir(exist_ok=True)  # noqa: F405 - whitenoise warns when it is missing
