@@ -14,6 +14,8 @@ from django.http import HttpRequest, HttpResponse
 ALLOWED_METHODS = "GET, POST, PATCH, PUT, DELETE"
 EXPOSED_HEADERS = "x-refreshed-jwt-token"
 EXCLUDED_PREFIXES = ("/admin/",)
+# App Connect's own route under /admin/.
+API_UNDER_ADMIN = frozenset({"/admin/settings"})
 
 
 class ApiCorsMiddleware:
@@ -23,7 +25,7 @@ class ApiCorsMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        if request.path.startswith(EXCLUDED_PREFIXES):
+        if request.path.startswith(EXCLUDED_PREFIXES) and request.path not in API_UNDER_ADMIN:
             return self.get_response(request)
         if request.method == "OPTIONS" and "HTTP_ACCESS_CONTROL_REQUEST_METHOD" in request.META:
             response = HttpResponse(status=204)

@@ -7,6 +7,7 @@ from django.db.models import Q
 
 from connector.models import CrmUser
 from logs.choices import DecidedBy, Direction, EventKind, LogStatus
+from rules.models import PlaceholderContact
 
 
 class LogRecord(models.Model):
@@ -25,6 +26,9 @@ class LogRecord(models.Model):
     contact_type = models.CharField(max_length=64, blank=True)
     contact_is_placeholder = models.BooleanField(
         "placeholder contact", default=False, help_text="The contact was created for this number."
+    )
+    placeholder = models.ForeignKey(
+        PlaceholderContact, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
     decided_by = models.CharField(max_length=16, choices=DecidedBy.choices, default=DecidedBy.USER)
     decision = models.JSONField(default=dict, blank=True)

@@ -9,7 +9,7 @@ from logs.choices import LogStatus
 from logs.models import CallLog
 
 
-def _best_match(rows: list[CallLog], *, hashed_extension_id: str, extension_number: str) -> CallLog | None:
+def identity_match(rows: list[CallLog], *, hashed_extension_id: str, extension_number: str) -> CallLog | None:
     """App Connect's identity matching (appconnect-api.md §2.12): the exact hashed
     extension id first, then a row with no hash and the same extension number, then a row
     with no identity at all; with only an extension number, any row having it."""
@@ -30,6 +30,13 @@ def _best_match(rows: list[CallLog], *, hashed_extension_id: str, extension_numb
     return rows[0] if rows else None
 
 
+def call_logs_of_session(*, user: CrmUser, session_id: str) -> list[CallLog]:
+    """Every log row of one session for this user and platform, oldest first."""
+    return list(
+        CallLog.objects.filter(user=user, platform=user.platform, session_id=session_id).order_by("id")
+    )
+
+
 def call_logs_lookup(
     *, user: CrmUser, session_ids: Iterable[str], hashed_extension_id: str = "", extension_number: str = ""
 ) -> dict[str, CallLog]:
@@ -45,7 +52,7 @@ def call_logs_lookup(
         rows.setdefault(row.session_id, []).append(row)
     found = {}
     for session_id, candidates in rows.items():
-        match = _best_match(
+        match = identity_match(
             candidates, hashed_extension_id=hashed_extension_id, extension_number=extension_number
         )
         if match is not None:

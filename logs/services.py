@@ -36,7 +36,7 @@ from connector.services import crm_failure_message
 from logs.choices import DecidedBy, EventKind, LogStatus
 from logs.composer import CallFields, call_log_details_compose, parse_time, shared_sms_compose
 from logs.models import CallLog, LogEvent, MessageLog
-from logs.selectors import call_log_find_logged
+from logs.selectors import call_log_find_logged, call_logs_of_session, identity_match
 from rules.choices import DecisionOutcome
 from rules.services import ContactDecision, contact_decide
 
@@ -191,20 +191,35 @@ def _call_log_claim(*, user: CrmUser, request: CallLogRequest) -> tuple[CallLog,
         "result": str(info.get("result") or "")[:64],
         "payload": request.payload(),
     }
-    key = {
-        "user": user,
-        "platform": user.platform,
-        "session_id": request.session_id,
-        "identity_key": identity_key(
-            hashed_extension_id=request.hashed_extension_id, extension_number=request.extension_number
-        ),
-    }
-    try:
-        with transaction.atomic():
-            return CallLog.objects.create(**key, **fields), True
-    except IntegrityError:
-        pass
-    existing = CallLog.objects.get(**key)
+    # App Connect's identity rules decide what counts as the same log (a row logged with
+    # only the extension number matches a later request with the hashed id, ...).
+    existing = identity_match(
+        call_logs_of_session(user=user, session_id=request.session_id),
+        hashed_extension_id=request.hashed_extension_id,
+        extension_number=request.extension_number,
+    )
+    if existing is None:
+        try:
+            with transaction.atomic():
+                return CallLog.objects.create(
+                    user=user,
+                    platform=user.platform,
+                    session_id=request.session_id,
+                    identity_key=identity_key(
+                        hashed_extension_id=request.hashed_extension_id,
+                        extension_number=request.extension_number,
+                    ),
+                    **fields,
+                ), True
+        except IntegrityError:
+            # A concurrent request inserted the same key first.
+            existing = identity_match(
+                call_logs_of_session(user=user, session_id=request.session_id),
+                hashed_extension_id=request.hashed_extension_id,
+                extension_number=request.extension_number,
+            )
+            if existing is None:
+                raise
     if existing.status in (LogStatus.FAILED, LogStatus.SKIPPED):
         taken = CallLog.objects.filter(pk=existing.pk, status=existing.status).update(
             status=LogStatus.PENDING, updated_at=timezone.now(), **fields
@@ -247,6 +262,7 @@ def _log_finish(model: type[CallLog] | type[MessageLog], pk: int, *, status: str
 def _decision_fields(decision: ContactDecision) -> JsonDict:
     contact = decision.contact
     return {
+        "placeholder": decision.placeholder,
         "decided_by": decision.decided_by,
         "decision": {"outcome": decision.outcome.value, **decision.snapshot},
         "contact_is_placeholder": decision.is_placeholder,

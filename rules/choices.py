@@ -20,3 +20,11 @@ class DecisionOutcome(models.TextChoices):
     PLACEHOLDER_CREATED = "placeholder_created", "Placeholder created"
     PLACEHOLDER_REUSED = "placeholder_reused", "Placeholder reused"
     FAILED = "failed", "The CRM failed"
+
+
+class PlaceholderStatus(models.TextChoices):
+    """Where the creation of a placeholder contact stands."""
+
+    CREATING = "creating", "Being created"  # one request holds it and is calling the CRM
+    READY = "ready", "Created"  # the CRM holds the contact (contact_id)
+    FAILED = "failed", "Creation failed"  # see last_error; the next call tries again

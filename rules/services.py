@@ -1,14 +1,50 @@
-"""The rule engine: which contact a call or message is logged against."""
+"""The rule engine and the rule tables' writes.
+
+`contact_decide` chooses the contact a call or message is logged against: the one the
+request names (manual flow), else the CRM's match, else what the rules say for an unknown
+number, which may be a placeholder contact created once per number through the registry.
+"""
 
 from __future__ import annotations
 
+import re
+import time
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
-from connector.crm.base import CrmClient, LogContact
-from connector.exceptions import return_message
+from django.core.cache import cache
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from connector.crm.base import CrmClient, CrmError, JsonDict, LogContact
+from connector.crm.registry import crm_registry
+from connector.exceptions import InvalidInput, details_text, return_message
 from connector.models import CrmUser
-from rules.choices import DecidedBy, DecisionOutcome
+from connector.services import contact_create, crm_failure_message, real_contacts
+from connector.utils import hash_value
+from rules.choices import DecidedBy, DecisionOutcome, PlaceholderStatus
+from rules.models import Account, PlaceholderContact, PlaceholderNameTemplate, RuleSetting
+from rules.parameters import (
+    PARAMETERS,
+    MultipleMatchPolicy,
+    PlaceholderNameSource,
+    UnknownContactAction,
+    settings_map_errors,
+    template_render,
+    template_validate,
+)
+from rules.selectors import (
+    RuleValues,
+    account_get_for_user,
+    placeholder_template_for,
+    rule_values_get,
+)
+
+# A request waiting for another one's placeholder gives up after this long...
+PLACEHOLDER_WAIT_SECONDS = 15.0
+# ...and takes over a creation that has shown no progress for this long (its process died).
+PLACEHOLDER_STALE_AFTER = timedelta(seconds=60)
 
 
 @dataclass(slots=True)
@@ -23,8 +59,96 @@ class ContactDecision:
     decided_by: DecidedBy
     contact: LogContact | None = None
     is_placeholder: bool = False
+    placeholder: PlaceholderContact | None = None
     return_message: dict[str, Any] | None = None
     snapshot: dict[str, Any] = field(default_factory=dict)
+
+
+# --- Caller ID names -----------------------------------------------------------------------
+
+# Labels carriers put in Caller ID when they have no name: not a person's name.
+GENERIC_CALLER_ID_LABELS = frozenset(
+    {
+        "ANONYMOUS",
+        "BLOCKED",
+        "CELL PHONE",
+        "MOBILE",
+        "MOBILE CALLER",
+        "NAME NOT FOUND",
+        "NO CALLER ID",
+        "NOT AVAILABLE",
+        "OUT OF AREA",
+        "POTENTIAL SPAM",
+        "PRIVATE",
+        "PRIVATE CALLER",
+        "PRIVATE NUMBER",
+        "RESTRICTED",
+        "SCAM LIKELY",
+        "SPAM RISK",
+        "TOLL FREE",
+        "TOLL FREE CALL",
+        "UNAVAILABLE",
+        "UNKNOWN",
+        "UNKNOWN CALLER",
+        "UNKNOWN NAME",
+        "WIRELESS CALLER",
+    }
+)
+# US states and Canadian provinces, as carriers append them to city labels ("SAN JOSE CA").
+_REGION_CODES = frozenset(
+    (
+        "AL AK AZ AR CA CO CT DE DC FL GA HI ID IL IN IA KS KY LA ME MD MA MI MN MS MO MT NE NV NH "
+        "NJ NM NY NC ND OH OK OR PA RI SC SD TN TX UT VT VA WA WV WI WY PR "
+        "AB BC MB NB NL NS NT NU ON PE QC SK YT"
+    ).split()
+)
+_CITY_LABEL = re.compile(r"^[A-Z][A-Z .'-]*\s([A-Z]{2})$")
+
+
+def caller_id_name_usable(name: str, *, phone_number: str) -> tuple[bool, str]:
+    """Whether a Caller ID name can name a contact, and why not when it cannot."""
+    text = " ".join((name or "").split())
+    if not text:
+        return False, "no Caller ID name"
+    if re.fullmatch(r"[\d\s()+.#*-]+", text):
+        return False, "the Caller ID name is a number"
+    upper = text.upper()
+    if upper in GENERIC_CALLER_ID_LABELS:
+        return False, f"'{text}' is a carrier label, not a name"
+    city = _CITY_LABEL.match(text)
+    if city and city.group(1) in _REGION_CODES and text == upper:
+        return False, f"'{text}' is a city/state label, not a name"
+    return True, ""
+
+
+# --- the decision ----------------------------------------------------------------------------
+
+
+def _log_contact(contact: JsonDict, raw_number: str) -> LogContact:
+    return LogContact(
+        id=str(contact.get("id")),
+        phone_number=raw_number,
+        type=str(contact.get("type") or ""),
+        name=str(contact.get("name") or ""),
+    )
+
+
+def _policy_choose(contacts: list[JsonDict], policy: str) -> tuple[JsonDict | None, str]:
+    """The contact a multiple-match policy picks, or None and why it cannot decide."""
+    if policy == MultipleMatchPolicy.PROMPT:
+        return None, "the policy leaves it to the user"
+    if policy == MultipleMatchPolicy.ALPHABETICAL:
+        keyed = sorted(contacts, key=lambda c: str(c.get("name") or "").casefold())
+        first, second = (str(keyed[i].get("name") or "").casefold() for i in (0, 1))
+        return (keyed[0], "") if first != second else (None, "two contacts share the first name")
+    field_name = "mostRecentActivityDate" if policy == MultipleMatchPolicy.LAST_UPDATED else "createdDate"
+    if any(not c.get(field_name) for c in contacts):
+        return None, f"not every matching contact has a {field_name}"
+    reverse = policy == MultipleMatchPolicy.LAST_UPDATED
+    keyed = sorted(contacts, key=lambda c: str(c[field_name]), reverse=reverse)
+    if keyed[0][field_name] == keyed[1][field_name]:
+        return None, f"two contacts share the same {field_name}"
+    return keyed[0], ""
 
 
 def contact_decide(
@@ -38,16 +162,494 @@ def contact_decide(
 ) -> ContactDecision:
     """Decide the contact for a log of a call or message with `phone_number` (E.164).
 
-    A contact named in the request wins (the manual flow). Otherwise the unknown-contact
-    rule applies; its default, `prompt`, logs nothing and leaves the choice to the user.
+    A contact named in the request wins (the manual flow). Otherwise the number is looked
+    up (never creating anything); one match is used; several go to the multiple-match
+    policy; none goes to the unknown-contact rule, which leaves it to the user (`prompt`,
+    the default) or creates (or reuses) one placeholder contact for the number.
+    May call the CRM (lookup, contact creation) and write the placeholder registry.
     """
     if given_contact is not None:
+        placeholder = placeholder_find_by_contact(user=user, contact_id=given_contact.id)
         return ContactDecision(
-            outcome=DecisionOutcome.GIVEN, decided_by=DecidedBy.USER, contact=given_contact
+            outcome=DecisionOutcome.GIVEN,
+            decided_by=DecidedBy.USER,
+            contact=given_contact,
+            is_placeholder=placeholder is not None,
+            placeholder=placeholder,
         )
-    return ContactDecision(
-        outcome=DecisionOutcome.PROMPTED,
-        decided_by=DecidedBy.RULE,
-        return_message=return_message(f"Contact not found for number {raw_number}"),
-        snapshot={"unknownContactAction": "prompt", "phoneNumber": phone_number},
+    rules = rule_values_get(user=user)
+    snapshot: dict[str, Any] = {"phoneNumber": phone_number, "rules": rules.snapshot()}
+    not_found = return_message(f"Contact not found for number {raw_number}")
+    if not phone_number:
+        snapshot["reason"] = "no phone number to look up"
+        return ContactDecision(
+            outcome=DecisionOutcome.PROMPTED,
+            decided_by=DecidedBy.RULE,
+            return_message=not_found,
+            snapshot=snapshot,
+        )
+    try:
+        lookup = client.find_contact(
+            user=user, phone_number=phone_number, overriding_format="", is_extension=False
+        )
+    except CrmError as exc:
+        snapshot["error"] = str(exc)
+        return ContactDecision(
+            outcome=DecisionOutcome.FAILED,
+            decided_by=DecidedBy.RULE,
+            return_message=crm_failure_message(operation="findContact", error=exc, platform=user.platform),
+            snapshot=snapshot,
+        )
+    matches = real_contacts(lookup.contacts)
+    snapshot["matches"] = len(matches)
+    if len(matches) == 1:
+        return ContactDecision(
+            outcome=DecisionOutcome.MATCHED,
+            decided_by=DecidedBy.RULE,
+            contact=_log_contact(matches[0], raw_number),
+            snapshot=snapshot,
+        )
+    if len(matches) > 1:
+        chosen, why = _policy_choose(matches, rules.multiple_match_policy)
+        if chosen is not None:
+            snapshot["policy"] = rules.multiple_match_policy
+            return ContactDecision(
+                outcome=DecisionOutcome.MULTIPLE_RESOLVED,
+                decided_by=DecidedBy.RULE,
+                contact=_log_contact(chosen, raw_number),
+                snapshot=snapshot,
+            )
+        snapshot["reason"] = why
+        return ContactDecision(
+            outcome=DecisionOutcome.PROMPTED,
+            decided_by=DecidedBy.RULE,
+            return_message=return_message(
+                f"Multiple contacts found for number {raw_number}",
+                details=details_text(f"Please choose the contact to log against: {why}."),
+            ),
+            snapshot=snapshot,
+        )
+    if rules.unknown_contact_action != UnknownContactAction.CREATE_PLACEHOLDER:
+        snapshot["reason"] = "the unknown-contact rule leaves it to the user"
+        return ContactDecision(
+            outcome=DecisionOutcome.PROMPTED,
+            decided_by=DecidedBy.RULE,
+            return_message=not_found,
+            snapshot=snapshot,
+        )
+    return placeholder_obtain(
+        user=user,
+        client=client,
+        rules=rules,
+        phone_number=phone_number,
+        raw_number=raw_number,
+        caller_id_name=caller_id_name,
+        snapshot=snapshot,
     )
+
+
+# --- the placeholder registry -----------------------------------------------------------------
+
+
+def _scope_key(user: CrmUser, account: Account | None) -> str:
+    return f"acct:{account.account_key}" if account is not None else f"user:{user.pk}"
+
+
+def placeholder_find_by_contact(*, user: CrmUser, contact_id: str) -> PlaceholderContact | None:
+    """The placeholder record of a CRM contact on the user's platform, if it is one."""
+    if not contact_id:
+        return None
+    return (
+        PlaceholderContact.objects.filter(
+            platform=user.platform, contact_id=contact_id, status=PlaceholderStatus.READY
+        )
+        .order_by("id")
+        .first()
+    )
+
+
+def _placeholder_name_and_type(
+    *, client: CrmClient, rules: RuleValues, phone_number: str, caller_id_name: str
+) -> tuple[str, str, dict[str, Any]]:
+    types = client.contact_type_values()
+    contact_type = rules.placeholder_contact_type
+    why: dict[str, Any] = {}
+    if contact_type not in types:
+        if contact_type:
+            why["contactTypeFallback"] = f"{contact_type!r} is not a contact type of {client.platform}"
+        contact_type = types[0] if types else ""
+    name = ""
+    if rules.placeholder_name_source == PlaceholderNameSource.CALLER_ID_THEN_DEFAULT:
+        usable, reason = caller_id_name_usable(caller_id_name, phone_number=phone_number)
+        if usable:
+            name, why["nameSource"] = " ".join(caller_id_name.split())[:255], "caller ID"
+        else:
+            why["callerIdRejected"] = reason
+    if not name:
+        template, source = placeholder_template_for(rules=rules, contact_type=contact_type)
+        name = template_render(template, phone_number=phone_number)[:255]
+        why["nameSource"] = f"default name ({source})"
+        why["template"] = template
+    return name, contact_type, why
+
+
+def _placeholder_claim(
+    *, user: CrmUser, account: Account | None, phone_number: str, snapshot: dict[str, Any]
+) -> tuple[PlaceholderContact, bool]:
+    key = {
+        "scope_key": _scope_key(user, account),
+        "platform": user.platform,
+        "phone_number": phone_number,
+        "decided_by": DecidedBy.RULE,
+    }
+    try:
+        with transaction.atomic():
+            return (
+                PlaceholderContact.objects.create(
+                    **key,
+                    account=account,
+                    created_by=user,
+                    rule_snapshot=snapshot,
+                    status=PlaceholderStatus.CREATING,
+                ),
+                True,
+            )
+    except IntegrityError:
+        return PlaceholderContact.objects.get(**key), False
+
+
+def _placeholder_take_over(row: PlaceholderContact, *, from_status: str, stale: bool = False) -> bool:
+    """Claim a failed (or stale) creation for this request; False if another got it."""
+    queryset = PlaceholderContact.objects.filter(pk=row.pk, status=from_status)
+    if stale:
+        queryset = queryset.filter(updated_at__lt=timezone.now() - PLACEHOLDER_STALE_AFTER)
+    return bool(queryset.update(status=PlaceholderStatus.CREATING, updated_at=timezone.now()))
+
+
+def _reused(row: PlaceholderContact, raw_number: str, snapshot: dict[str, Any]) -> ContactDecision:
+    snapshot["placeholderId"] = row.pk
+    return ContactDecision(
+        outcome=DecisionOutcome.PLACEHOLDER_REUSED,
+        decided_by=DecidedBy.RULE,
+        contact=LogContact(
+            id=row.contact_id, phone_number=raw_number, type=row.contact_type, name=row.contact_name
+        ),
+        is_placeholder=True,
+        placeholder=row,
+        snapshot=snapshot,
+    )
+
+
+def placeholder_obtain(
+    *,
+    user: CrmUser,
+    client: CrmClient,
+    rules: RuleValues,
+    phone_number: str,
+    raw_number: str,
+    caller_id_name: str,
+    snapshot: dict[str, Any],
+) -> ContactDecision:
+    """The placeholder contact for an unknown number: reused when one exists, else created
+    by exactly one request while concurrent ones wait for it and reuse it.
+
+    Writes the registry row (creating -> ready or failed) and calls the CRM's
+    `create_contact` at most once per number at a time.
+    """
+    account = account_get_for_user(user=user)
+    scope_key = _scope_key(user, account)
+    earlier = (
+        PlaceholderContact.objects.filter(
+            scope_key=scope_key,
+            platform=user.platform,
+            phone_number=phone_number,
+            status=PlaceholderStatus.READY,
+        )
+        .order_by("-decided_by", "id")  # a rule's placeholder before a hand-made one
+        .first()
+    )
+    if earlier is not None:
+        return _reused(earlier, raw_number, snapshot)
+    deadline = time.monotonic() + PLACEHOLDER_WAIT_SECONDS
+    pause = 0.02
+    while True:
+        row, claimed = _placeholder_claim(
+            user=user, account=account, phone_number=phone_number, snapshot=snapshot
+        )
+        if not claimed:
+            if row.status == PlaceholderStatus.READY:
+                return _reused(row, raw_number, snapshot)
+            claimed = (
+                row.status == PlaceholderStatus.FAILED
+                and _placeholder_take_over(row, from_status=PlaceholderStatus.FAILED)
+            ) or _placeholder_take_over(row, from_status=PlaceholderStatus.CREATING, stale=True)
+        if claimed:
+            return _placeholder_create(
+                row=row,
+                user=user,
+                client=client,
+                rules=rules,
+                phone_number=phone_number,
+                raw_number=raw_number,
+                caller_id_name=caller_id_name,
+                snapshot=snapshot,
+            )
+        if time.monotonic() >= deadline:
+            snapshot["reason"] = "another request is still creating the placeholder"
+            return ContactDecision(
+                outcome=DecisionOutcome.FAILED,
+                decided_by=DecidedBy.RULE,
+                return_message=return_message(
+                    "A contact for this number is still being created. Please try again."
+                ),
+                snapshot=snapshot,
+            )
+        time.sleep(pause)
+        pause = min(pause * 2, 0.25)
+
+
+def _placeholder_create(
+    *,
+    row: PlaceholderContact,
+    user: CrmUser,
+    client: CrmClient,
+    rules: RuleValues,
+    phone_number: str,
+    raw_number: str,
+    caller_id_name: str,
+    snapshot: dict[str, Any],
+) -> ContactDecision:
+    name, contact_type, why = _placeholder_name_and_type(
+        client=client, rules=rules, phone_number=phone_number, caller_id_name=caller_id_name
+    )
+    snapshot.update(why)
+    snapshot["placeholderId"] = row.pk
+    result = contact_create(
+        user=user,
+        client=client,
+        phone_number=phone_number,
+        name=name,
+        contact_type=contact_type,
+        additional_submission={},
+    )
+    now = timezone.now()
+    attempts = row.attempts + 1
+    if result.contact is None or not result.contact.get("id"):
+        error = str((result.return_message or {}).get("message") or "The CRM created no contact.")
+        PlaceholderContact.objects.filter(pk=row.pk).update(
+            status=PlaceholderStatus.FAILED,
+            last_error=error,
+            attempts=attempts,
+            updated_at=now,
+            rule_snapshot=snapshot,
+        )
+        snapshot["error"] = error
+        return ContactDecision(
+            outcome=DecisionOutcome.FAILED,
+            decided_by=DecidedBy.RULE,
+            return_message=result.return_message or return_message(error),
+            snapshot=snapshot,
+        )
+    contact = result.contact
+    values = {
+        "contact_id": str(contact["id"])[:255],
+        "contact_name": str(contact.get("name") or name)[:255],
+        "contact_type": str(contact.get("type") or contact_type)[:64],
+    }
+    PlaceholderContact.objects.filter(pk=row.pk).update(
+        status=PlaceholderStatus.READY,
+        last_error="",
+        attempts=attempts,
+        updated_at=now,
+        rule_snapshot=snapshot,
+        **values,
+    )
+    for attribute, value in values.items():
+        setattr(row, attribute, value)
+    row.status = PlaceholderStatus.READY
+    return ContactDecision(
+        outcome=DecisionOutcome.PLACEHOLDER_CREATED,
+        decided_by=DecidedBy.RULE,
+        contact=LogContact(
+            id=values["contact_id"],
+            phone_number=raw_number,
+            type=values["contact_type"],
+            name=values["contact_name"],
+        ),
+        is_placeholder=True,
+        placeholder=row,
+        snapshot=snapshot,
+    )
+
+
+def placeholder_contact_create_manual(
+    *,
+    user: CrmUser,
+    client: CrmClient,
+    phone_number: str,
+    name: str,
+    contact_type: str,
+    additional_submission: JsonDict,
+) -> tuple[JsonDict | None, JsonDict | None]:
+    """POST /contact: the user's "Create new contact...". Creates the contact in the CRM
+    and records it in the placeholder registry (decided by the user).
+
+    Returns the CRM's contact (None on failure) and its `returnMessage`.
+    """
+    result = contact_create(
+        user=user,
+        client=client,
+        phone_number=phone_number,
+        name=name,
+        contact_type=contact_type,
+        additional_submission=additional_submission,
+    )
+    if result.contact is not None and result.contact.get("id"):
+        account = account_get_for_user(user=user)
+        PlaceholderContact.objects.create(
+            scope_key=_scope_key(user, account),
+            account=account,
+            platform=user.platform,
+            phone_number=phone_number,
+            created_by=user,
+            decided_by=DecidedBy.USER,
+            contact_id=str(result.contact["id"])[:255],
+            contact_name=str(result.contact.get("name") or name)[:255],
+            contact_type=str(result.contact.get("type") or contact_type)[:64],
+            status=PlaceholderStatus.READY,
+            attempts=1,
+        )
+    return result.contact, result.return_message
+
+
+# --- accounts and admin settings -------------------------------------------------------------
+
+
+def rules_cache_clear() -> None:
+    """Make every process read the rule tables again (see rules.selectors)."""
+    try:
+        cache.incr("rules:version")
+    except ValueError:
+        cache.set("rules:version", 2, None)
+
+
+def _rules_changed() -> None:
+    # Now, for this process, and again after commit, so no process caches what the
+    # transaction replaced in between.
+    rules_cache_clear()
+    transaction.on_commit(rules_cache_clear)
+
+
+def account_ensure(*, rc_account_id: str, name: str = "") -> Account:
+    """The account with this raw RingCentral account id, created on first sight."""
+    account, _ = Account.objects.get_or_create(
+        rc_account_id=rc_account_id,
+        defaults={"account_key": hash_value(rc_account_id), "name": name[:255]},
+    )
+    return account
+
+
+def account_save(*, account: Account) -> Account:
+    """Save an account edited in the admin; its hashed id always follows its raw id."""
+    account.account_key = hash_value(account.rc_account_id)
+    account.save()
+    _rules_changed()
+    return account
+
+
+def contact_types_all() -> frozenset[str]:
+    return frozenset(
+        value
+        for platform in crm_registry.platforms()
+        for value in crm_registry.get(platform).contact_type_values()
+    )
+
+
+def admin_settings_validate(settings: Any) -> dict[str, JsonDict]:
+    """Check an admin's settings map; raise `InvalidInput` naming every bad key."""
+    if not isinstance(settings, dict):
+        raise InvalidInput({"adminSettings.userSettings": ["must be an object of settings"]})
+    errors = settings_map_errors(settings, allow_unknown_keys=False, contact_types=contact_types_all())
+    if errors:
+        raise InvalidInput({f"adminSettings.userSettings.{k}": v for k, v in errors.items()})
+    return settings
+
+
+@transaction.atomic
+def account_settings_replace(*, account: Account, settings: dict[str, JsonDict]) -> None:
+    """Replace the account's whole settings map (App Connect replaces it as a whole).
+
+    Validates everything first; writes nothing unless all of it is valid. Each row's
+    change is kept in its history.
+    """
+    admin_settings_validate(settings)
+    kept = set(settings)
+    for row in RuleSetting.objects.filter(account=account).exclude(key__in=kept):
+        row.delete()
+    for key, entry in settings.items():
+        RuleSetting.objects.update_or_create(
+            account=account,
+            key=key,
+            defaults={
+                "value": entry.get("value"),
+                # An entry without `customizable` mandates its value, as in App Connect.
+                "customizable": bool(entry.get("customizable", False)),
+                "is_removed": bool(entry.get("isRemoved", False)),
+            },
+        )
+    _rules_changed()
+
+
+def rule_setting_clean(*, key: str, value: Any) -> Any:
+    """Check one admin row's value for its key; raise `ValueError` saying why not."""
+    parameter = PARAMETERS.get(key)
+    if parameter is None:
+        if key.startswith("plugin_"):
+            return value
+        raise ValueError("unknown setting")
+    errors = settings_map_errors(
+        {key: {"value": value}}, allow_unknown_keys=False, contact_types=contact_types_all()
+    )
+    if errors:
+        raise ValueError(" ".join(message for messages in errors.values() for message in messages))
+    return value
+
+
+@transaction.atomic
+def rule_setting_save(*, setting: RuleSetting) -> RuleSetting:
+    """Save an admin's rule setting row (from the Django admin) after checking its value."""
+    rule_setting_clean(key=setting.key, value=setting.value)
+    setting.save()
+    _rules_changed()
+    return setting
+
+
+def placeholder_name_errors(*, contact_type: str, template: str) -> dict[str, str]:
+    """Problems of a default placeholder name, by field ("template", "contact_type")."""
+    errors = {}
+    try:
+        template_validate(template)
+    except ValueError as exc:
+        errors["template"] = str(exc)
+    types = contact_types_all()
+    if contact_type not in types:
+        errors["contact_type"] = f"must be one of the CRM's contact types: {', '.join(sorted(types))}"
+    return errors
+
+
+@transaction.atomic
+def placeholder_name_save(*, name: PlaceholderNameTemplate) -> PlaceholderNameTemplate:
+    """Save a per-contact-type default placeholder name after checking it renders."""
+    errors = placeholder_name_errors(contact_type=name.contact_type, template=name.template)
+    if errors:
+        raise ValueError("; ".join(f"{field}: {message}" for field, message in errors.items()))
+    name.save()
+    _rules_changed()
+    return name
+
+
+@transaction.atomic
+def rule_row_delete(*, row: RuleSetting | PlaceholderNameTemplate) -> None:
+    """Delete an admin row (its history is kept) and drop the cache."""
+    row.delete()
+    _rules_changed()

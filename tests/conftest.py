@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -77,6 +78,23 @@ def anon() -> ApiClient:
     return ApiClient()
 
 
+@pytest.fixture
+def login(db) -> Callable[..., tuple[CrmUser, ApiClient]]:
+    """Connect another built-in CRM user: `login("bob")` -> (its CrmUser, an ApiClient as it).
+
+    `platform` picks the App Connect platform the user logs in to (e.g. a test connector
+    registered in `CONNECTOR["PLATFORMS"]` that reuses the built-in CRM's keys).
+    """
+
+    def _login(name: str, *, platform: str = "builtin") -> tuple[CrmUser, ApiClient]:
+        _, key = builtin_api_key_create(name=name)
+        outcome = crm_user_login_with_api_key(platform=platform, api_key=key, hostname="", additional_info={})
+        user = CrmUser.objects.get(pk=outcome.user_id)
+        return user, ApiClient(jwt_encode(user_id=user.pk, platform=platform))
+
+    return _login
+
+
 def call_body(
     *,
     session_id: str = "session-1",
@@ -108,3 +126,31 @@ def call_body(
         body.update(contactId=contact_id, contactName="Jane Caller", contactType="Contact")
     body.update(extra)
     return body
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache() -> Any:
+    """The rules cache (and cached notes) never leak from one test into the next."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()
+
+
+def on_postgres() -> bool:
+    from django.conf import settings
+
+    return settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Concurrency guarantees are tested on PostgreSQL only: on SQLite (one writer at a
+    time) those tests are deselected, and the run says how many."""
+    if on_postgres():
+        return
+    selected = [item for item in items if item.get_closest_marker("requires_postgres") is None]
+    deselected = [item for item in items if item.get_closest_marker("requires_postgres") is not None]
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = selected

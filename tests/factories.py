@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import factory
 
-from connector.models import BuiltinContact, BuiltinContactPhone, BuiltinCrmUser
+from connector.models import BuiltinContact, BuiltinContactPhone, BuiltinCrmUser, CrmUser
 
 
 class BuiltinCrmUserFactory(factory.django.DjangoModelFactory):
@@ -28,3 +28,21 @@ class BuiltinContactFactory(factory.django.DjangoModelFactory):
     def phone_numbers(self, create: bool, extracted: list[str] | None, **kwargs: object) -> None:
         for number in extracted or []:
             BuiltinContactPhone.objects.create(contact=self, phone_number=number)
+
+
+class CrmUserFactory(factory.django.DjangoModelFactory):
+    """A connected App Connect user of the built-in CRM, made without going through login.
+
+    Its API key (`access_token`) is not a real built-in CRM key; use the `crm_user` or
+    `login` fixtures when the CRM must accept the credentials.
+    """
+
+    class Meta:
+        model = CrmUser
+
+    id = factory.Sequence(lambda n: f"{9000 + n}-builtin")
+    platform = "builtin"
+    name = factory.Sequence(lambda n: f"User {n}")
+    timezone_offset = "+00:00"
+    access_token = factory.Sequence(lambda n: f"test-api-key-{n}")
+    user_settings = factory.LazyFunction(dict)

@@ -371,6 +371,23 @@ class UserSettingsUpdateInputSerializer(serializers.Serializer):
     )
 
 
+class AdminSettingsSerializer(serializers.Serializer):
+    userSettings = SettingsMapField()
+
+    def to_internal_value(self, data: Any) -> dict[str, Any]:
+        if isinstance(data, Mapping):
+            unknown = sorted(set(data) - {"userSettings"})
+            if unknown:
+                raise serializers.ValidationError(
+                    {key: ["Not supported by this server; only userSettings is."] for key in unknown}
+                )
+        return super().to_internal_value(data)
+
+
+class AdminSettingsUpdateInputSerializer(serializers.Serializer):
+    adminSettings = AdminSettingsSerializer()
+
+
 # --- outputs -----------------------------------------------------------------------------
 
 

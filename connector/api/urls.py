@@ -17,4 +17,6 @@ urlpatterns = [
     path("callLog/cacheNote", views.CallNoteCacheApi.as_view(), name="call-log-cache-note"),
     path("messageLog", views.MessageLogCreateApi.as_view(), name="message-log"),
     path("user/settings", views.UserSettingsApi.as_view(), name="user-settings"),
+    path("user/preloadSettings", views.UserPreloadSettingsApi.as_view(), name="user-preload-settings"),
+    path("admin/settings", views.AdminSettingsApi.as_view(), name="admin-settings"),
 ]

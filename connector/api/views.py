@@ -30,16 +30,18 @@ from connector.conf import connector_settings
 from connector.crm.registry import crm_registry
 from connector.exceptions import (
     AUTHORIZE_CRM_TEXT,
+    AdminValidationFailed,
     AuthenticationFailed,
+    ErrorObject,
     InvalidInput,
     PlainTextError,
     return_message,
 )
 from connector.models import CrmUser
+from connector.ringcentral import RcExtension, RingCentralError, rc_extension_get
 from connector.selectors import crm_user_get
 from connector.services import (
     ContactLookup,
-    contact_create,
     contact_find,
     contact_find_by_name,
     crm_user_auth_validate,
@@ -60,6 +62,16 @@ from logs.services import (
     call_note_cache,
     message_log_create,
 )
+from rules.models import Account
+from rules.parameters import settings_map_errors
+from rules.selectors import (
+    account_get_by_key,
+    account_get_for_user,
+    account_settings_map,
+    admin_settings_map,
+    settings_merge,
+)
+from rules.services import account_ensure, account_settings_replace, placeholder_contact_create_manual
 
 TEXT_400 = OpenApiResponse(OpenApiTypes.STR, description="Missing or invalid credentials (text/plain).")
 BAD_INPUT = OpenApiResponse(
@@ -133,6 +145,39 @@ class ConnectorApi(APIView):
 
 def _rc_account_headers(request: HttpRequest) -> str:
     return request.headers.get("rc-account-id", "")
+
+
+def _rc_access_token(request: Request) -> str:
+    """The caller's RingCentral token: `X-RC-Access-Token`, else `rcAccessToken` in the
+    body or the query. A leading `Bearer ` is dropped."""
+    body = (
+        request.data if request.method in ("POST", "PATCH", "PUT") and isinstance(request.data, dict) else {}
+    )
+    token = (
+        request.headers.get("x-rc-access-token")
+        or (body.get("rcAccessToken") if isinstance(body.get("rcAccessToken"), str) else "")
+        or request.query_params.get("rcAccessToken")
+        or ""
+    )
+    return token[7:].strip() if token.lower().startswith("bearer ") else token.strip()
+
+
+def _rc_extension(token: str) -> RcExtension:
+    """Who a RingCentral token belongs to; RingCentral failures are 400 `{error}`."""
+    if not token:
+        raise ErrorObject("A RingCentral access token is required (X-RC-Access-Token).")
+    try:
+        return rc_extension_get(access_token=token)
+    except RingCentralError as exc:
+        raise ErrorObject(str(exc)) from exc
+
+
+def _rc_admin(request: Request) -> RcExtension:
+    """The caller's RingCentral extension, which must be an account admin (else 403)."""
+    extension = _rc_extension(_rc_access_token(request))
+    if not extension.is_admin:
+        raise AdminValidationFailed()
+    return extension
 
 
 # --- health and manifest -----------------------------------------------------------------
@@ -213,12 +258,19 @@ class ApiKeyLoginApi(ConnectorApi):
             raise PlainTextError("Missing platform name")
         data = self.validated(io.ApiKeyLoginInputSerializer, request.data)
         api_key = data.get("apiKey") or str((data.get("additionalInfo") or {}).get("apiKey") or "")
+        rc_token = _rc_access_token(request)
+        rc_account_id = ""
+        if rc_token:
+            # Links the CRM user to the caller's RingCentral account (and its rules).
+            extension = _rc_extension(rc_token)
+            rc_account_id = account_ensure(rc_account_id=extension.account_id).rc_account_id
         outcome = crm_user_login_with_api_key(
             platform=data["platform"],
             api_key=api_key,
             hostname=data.get("hostname", ""),
             additional_info={k: v for k, v in (data.get("additionalInfo") or {}).items() if k != "apiKey"},
             hashed_rc_extension_id=request.headers.get("rc-extension-id", "")[:64],
+            rc_account_id=rc_account_id,
         )
         return Response(
             {
@@ -351,7 +403,7 @@ class ContactCreateApi(ConnectorApi):
         contact_type = data.get("newContactType") or (types[0] if types else "")
         if types and contact_type not in types:
             raise InvalidInput({"newContactType": [f"Must be one of: {', '.join(types)}."]})
-        result = contact_create(
+        contact, message = placeholder_contact_create_manual(
             user=user,
             client=client,
             phone_number=data["phoneNumber"],
@@ -359,11 +411,7 @@ class ContactCreateApi(ConnectorApi):
             contact_type=contact_type,
             additional_submission=data.get("additionalSubmission") or {},
         )
-        body = {
-            "successful": result.contact is not None,
-            "return_message": result.return_message,
-            "contact": result.contact,
-        }
+        body = {"successful": contact is not None, "return_message": message, "contact": contact}
         return Response(io.ContactCreateOutputSerializer(body).data)
 
 
@@ -575,16 +623,45 @@ class MessageLogCreateApi(ConnectorApi):
 # --- settings ----------------------------------------------------------------------------
 
 
-class UserSettingsApi(ConnectorApi):
-    """GET and POST /user/settings: the user's settings map."""
+def _admin_context(request: Request, user: CrmUser) -> Account | None:
+    """The account whose admin settings apply: `rcAccountId` (App Connect's hashed id),
+    else the RingCentral token's account, else the account the user is linked to."""
+    account_key = request.query_params.get("rcAccountId")
+    if account_key:
+        return account_get_by_key(account_key=account_key)
+    token = _rc_access_token(request)
+    if token:
+        try:
+            extension = rc_extension_get(access_token=token)
+        except RingCentralError:
+            extension = None  # the peer ignores a failed admin lookup here
+        if extension is not None:
+            return Account.objects.filter(rc_account_id=extension.account_id).first()
+    return account_get_for_user(user=user)
 
-    @extend_schema(parameters=[JWT_PARAM], responses={200: OpenApiTypes.OBJECT, 400: TEXT_400})
+
+class UserSettingsApi(ConnectorApi):
+    """GET and POST /user/settings: the user's settings map.
+
+    GET merges the account's admin settings over the user's as App Connect does
+    (appconnect-api.md §2.16); differs in that, with no `rcAccountId` or RingCentral
+    token, the account the user is linked to applies, and the rule settings' defaults
+    are included. POST checks the values of the settings the server knows.
+    """
+
+    @extend_schema(
+        parameters=[JWT_PARAM, OpenApiParameter("rcAccountId", str, required=False)],
+        responses={200: OpenApiTypes.OBJECT, 400: TEXT_400},
+    )
     def get(self, request: Request) -> HttpResponse:
         identity = self.require_identity()
         user = crm_user_get(user_id=identity.user_id)
         if user is None:
             raise PlainTextError("User not found")
-        return Response(user.user_settings or {})
+        account = _admin_context(request, user)
+        return Response(
+            settings_merge(admin=admin_settings_map(account=account), user=user.user_settings or {})
+        )
 
     @extend_schema(
         request=io.UserSettingsUpdateInputSerializer,
@@ -594,14 +671,86 @@ class UserSettingsApi(ConnectorApi):
     def post(self, request: Request) -> HttpResponse:
         identity = self.require_identity(invalid_text="Unknown platform")
         data = self.validated(io.UserSettingsUpdateInputSerializer, request.data)
-        if crm_user_get(user_id=identity.user_id) is None:
+        user = crm_user_get(user_id=identity.user_id)
+        if user is None:
             raise PlainTextError("User not found")
+        types = frozenset(crm_registry.get(user.platform).contact_type_values())
+        errors = settings_map_errors(data["userSettings"], allow_unknown_keys=True, contact_types=types)
+        if errors:
+            raise InvalidInput({f"userSettings.{key}": messages for key, messages in errors.items()})
         stored = user_settings_update(
             user_id=identity.user_id,
             user_settings=data["userSettings"],
             keys_to_remove=data["settingKeysToRemove"],
         )
         return Response({"userSettings": stored})
+
+
+class UserPreloadSettingsApi(ConnectorApi):
+    """GET /user/preloadSettings: the account's admin settings before the user logs in."""
+
+    @extend_schema(
+        parameters=[OpenApiParameter("rcAccountId", str, required=False)],
+        responses={200: OpenApiTypes.OBJECT, 400: BAD_INPUT},
+    )
+    def get(self, request: Request) -> HttpResponse:
+        account_key = request.query_params.get("rcAccountId")
+        token = _rc_access_token(request)
+        if account_key:
+            account = account_get_by_key(account_key=account_key)
+        elif token:
+            extension = _rc_extension(token)
+            account = Account.objects.filter(rc_account_id=extension.account_id).first()
+        else:
+            raise PlainTextError("Cannot find rc user login")
+        return Response({"userSettings": admin_settings_map(account=account)})
+
+
+class AdminSettingsApi(ConnectorApi):
+    """GET and POST /admin/settings: a RingCentral account admin's settings for the account.
+
+    Differs from the peer: GET never returns stored tokens; POST accepts only the
+    settings the server knows (`adminSettings.userSettings`), checks every value, and
+    stores nothing unless all of it is valid.
+    """
+
+    invalid_token_text = "User not found"
+
+    @extend_schema(
+        parameters=[JWT_PARAM],
+        responses={200: OpenApiTypes.OBJECT, 400: BAD_INPUT, 403: TEXT_400},
+    )
+    def get(self, request: Request) -> HttpResponse:
+        identity = self.require_identity()
+        if crm_user_get(user_id=identity.user_id) is None:
+            raise PlainTextError("User not found")
+        extension = _rc_admin(request)
+        account = Account.objects.filter(rc_account_id=extension.account_id).first()
+        if account is None:
+            return Response({"customConnector": None, "userSettings": {}})
+        return Response(
+            {
+                "id": account.account_key,
+                "userSettings": account_settings_map(account=account),
+                "createdAt": account.created_at,
+                "updatedAt": account.updated_at,
+            }
+        )
+
+    @extend_schema(
+        request=io.AdminSettingsUpdateInputSerializer,
+        responses={
+            200: OpenApiResponse(OpenApiTypes.STR, description="Admin settings updated"),
+            400: BAD_INPUT,
+            403: TEXT_400,
+        },
+    )
+    def post(self, request: Request) -> HttpResponse:
+        extension = _rc_admin(request)
+        data = self.validated(io.AdminSettingsUpdateInputSerializer, request.data)
+        account = account_ensure(rc_account_id=extension.account_id)
+        account_settings_replace(account=account, settings=data["adminSettings"]["userSettings"])
+        return HttpResponse("Admin settings updated", content_type="text/html; charset=utf-8")
 
 
 # --- one URL, several operations ---------------------------------------------------------

@@ -1,0 +1,233 @@
+"""The one place that reads the rule tables: effective settings, merged as App Connect does.
+
+Admin rows change rarely and are read on every automatic decision, so each scope's rows
+are cached; every write goes through `rules.services`, which drops the cache. With the
+default per-process cache, other processes see a change within `CACHE_SECONDS`; with a
+shared cache (`CACHE_URL`), at once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.core.cache import cache
+
+from connector.models import CrmUser
+from rules.models import Account, PlaceholderNameTemplate, RuleSetting
+from rules.parameters import (
+    BUILTIN_PLACEHOLDER_NAME,
+    PARAMETERS,
+    RULE_PARAMETERS,
+    SettingKind,
+    template_validate,
+)
+
+CACHE_SECONDS = 10
+_VERSION_KEY = "rules:version"
+
+SettingsMap = dict[str, dict[str, Any]]
+
+
+def cache_version() -> int:
+    version = cache.get(_VERSION_KEY)
+    if version is None:
+        cache.add(_VERSION_KEY, 1, None)
+        version = cache.get(_VERSION_KEY, 1)
+    return int(version)
+
+
+def account_get_for_user(*, user: CrmUser) -> Account | None:
+    """The RingCentral account the user is linked to, if any."""
+    if not user.rc_account_id:
+        return None
+    return Account.objects.filter(rc_account_id=user.rc_account_id).first()
+
+
+def account_get_by_key(*, account_key: str) -> Account | None:
+    """The account with this App Connect hashed id, if known."""
+    return Account.objects.filter(account_key=account_key).first()
+
+
+@dataclass(frozen=True, slots=True)
+class ScopeRows:
+    """The admin rows that apply to one account (or to no account: site-wide only)."""
+
+    settings: SettingsMap  # App Connect's map: site-wide rows, then the account's on top
+    placeholder_names: dict[str, tuple[str, str]]  # contact type -> (template, "site"/"account")
+    scope_names: dict[str, str]  # key -> "site" or "account": who set it
+
+
+def _entry(row: RuleSetting) -> dict[str, Any]:
+    entry: dict[str, Any] = {"value": row.value, "customizable": row.customizable}
+    if row.is_removed:
+        entry["isRemoved"] = True
+    parameter = PARAMETERS.get(row.key)
+    if parameter is not None and parameter.choices:
+        entry["options"] = list(parameter.choices)
+    return entry
+
+
+def scope_rows_get(*, account: Account | None) -> ScopeRows:
+    """Site-wide and (when given) the account's admin rows, cached per scope."""
+    account_id = account.pk if account is not None else None
+    key = f"rules:{cache_version()}:scope:{account_id or 'site'}"
+    cached = cache.get(key)
+    if cached is not None:
+        return cached
+    settings: SettingsMap = {}
+    sources: dict[str, str] = {}
+    setting_rows = RuleSetting.objects.filter(account__isnull=True)
+    name_rows = PlaceholderNameTemplate.objects.filter(account__isnull=True)
+    if account_id:
+        setting_rows = setting_rows | RuleSetting.objects.filter(account_id=account_id)
+        name_rows = name_rows | PlaceholderNameTemplate.objects.filter(account_id=account_id)
+    # Site-wide rows first, so the account's rows overwrite them.
+    for row in sorted(setting_rows, key=lambda r: r.account_id is not None):
+        settings[row.key] = _entry(row)
+        sources[row.key] = "account" if row.account_id else "site"
+    names: dict[str, tuple[str, str]] = {}
+    for row in sorted(name_rows, key=lambda r: r.account_id is not None):
+        names[row.contact_type] = (row.template, "account" if row.account_id else "site")
+    rows = ScopeRows(settings=settings, placeholder_names=names, scope_names=sources)
+    cache.set(key, rows, CACHE_SECONDS)
+    return rows
+
+
+def account_settings_map(*, account: Account) -> SettingsMap:
+    """The settings an account's admin set (App Connect's `adminConfigs.userSettings`)."""
+    return {row.key: _entry(row) for row in RuleSetting.objects.filter(account=account).order_by("key")}
+
+
+def admin_settings_map(*, account: Account | None) -> SettingsMap:
+    """The admin side of the settings merge: the rule settings' code defaults (users may
+    change them), overridden by site-wide rows, overridden by the account's rows."""
+    merged: SettingsMap = {
+        p.key: {
+            "value": p.default,
+            "customizable": True,
+            "defaultValue": p.default,
+            **({"options": list(p.choices)} if p.choices else {}),
+        }
+        for p in RULE_PARAMETERS
+    }
+    merged.update(scope_rows_get(account=account).settings)
+    return merged
+
+
+def settings_merge(*, admin: SettingsMap, user: SettingsMap | None) -> SettingsMap:
+    """App Connect's merge of admin settings over a user's (appconnect-api.md §2.16).
+
+    A removed key disappears; a key the admin left customizable (or did not set) takes
+    the user's value when the user has one; otherwise the admin's entry wins as is.
+    """
+    if user is None:
+        return {}
+    merged: SettingsMap = {}
+    for key in dict.fromkeys([*admin, *user]):
+        admin_entry = admin.get(key)
+        user_entry = user.get(key)
+        if isinstance(admin_entry, dict) and admin_entry.get("isRemoved"):
+            continue
+        user_may = admin_entry is None or bool(admin_entry.get("customizable"))
+        if user_may and isinstance(user_entry, dict):
+            entry = {"customizable": True, "value": user_entry.get("value")}
+            for extra in ("defaultValue", "options"):
+                if user_entry.get(extra) is not None:
+                    entry[extra] = user_entry[extra]
+            merged[key] = entry
+        elif admin_entry is not None:
+            merged[key] = admin_entry
+        elif user_entry is not None:
+            merged[key] = user_entry
+    return merged
+
+
+def user_settings_effective(*, user: CrmUser, account: Account | None) -> SettingsMap:
+    """The user's settings with the account's (and the site's) admin settings applied."""
+    return settings_merge(admin=admin_settings_map(account=account), user=user.user_settings or {})
+
+
+@dataclass(frozen=True, slots=True)
+class RuleValues:
+    """The effective auto-logging rule values for one user, and who set each one."""
+
+    unknown_contact_action: str
+    placeholder_name_source: str
+    default_placeholder_name: str
+    placeholder_contact_type: str
+    multiple_match_policy: str
+    sources: dict[str, str]  # key -> "default", "site", "account" or "user"
+    placeholder_names: dict[str, tuple[str, str]]  # contact type -> (template, scope)
+    user_placeholder_name: bool  # the default name is the user's own
+
+    def snapshot(self) -> dict[str, Any]:
+        """The values as recorded in the log history."""
+        return {
+            "unknownContactAction": self.unknown_contact_action,
+            "placeholderNameSource": self.placeholder_name_source,
+            "defaultPlaceholderName": self.default_placeholder_name,
+            "placeholderContactType": self.placeholder_contact_type,
+            "multipleMatchPolicy": self.multiple_match_policy,
+            "sources": self.sources,
+        }
+
+
+def rule_values_get(*, user: CrmUser) -> RuleValues:
+    """The auto-logging rule values that apply to `user`: code defaults, then site-wide
+    rows, then the account's rows, then the user's own values where customizable."""
+    account = account_get_for_user(user=user)
+    rows = scope_rows_get(account=account)
+    merged = settings_merge(admin=admin_settings_map(account=account), user=user.user_settings or {})
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    for parameter in RULE_PARAMETERS:
+        entry = merged.get(parameter.key) or {}
+        value = entry.get("value", parameter.default)
+        try:
+            if parameter.kind != SettingKind.CONTACT_TYPE or value:
+                parameter.validate(value)
+        except ValueError:
+            value = parameter.default
+        values[parameter.key] = value
+        user_entry = (user.user_settings or {}).get(parameter.key)
+        if entry.get("customizable") and isinstance(user_entry, dict) and "value" in user_entry:
+            sources[parameter.key] = "user"
+        else:
+            sources[parameter.key] = rows.scope_names.get(parameter.key, "default")
+    return RuleValues(
+        unknown_contact_action=values["unknownContactAction"],
+        placeholder_name_source=values["placeholderNameSource"],
+        default_placeholder_name=values["defaultPlaceholderName"] or BUILTIN_PLACEHOLDER_NAME,
+        placeholder_contact_type=values["placeholderContactType"] or "",
+        multiple_match_policy=values["multipleMatchPolicy"],
+        sources=sources,
+        placeholder_names=rows.placeholder_names,
+        user_placeholder_name=sources["defaultPlaceholderName"] == "user",
+    )
+
+
+def placeholder_template_for(*, rules: RuleValues, contact_type: str) -> tuple[str, str]:
+    """The name template for a placeholder of `contact_type`, and where it came from.
+
+    The most specific scope wins: the user's own default name (where allowed), then the
+    account's name for that contact type, then the account's default name, then the same
+    two site-wide, then the built-in name.
+    """
+    if rules.user_placeholder_name:
+        return rules.default_placeholder_name, "user"
+    generic_scope = rules.sources.get("defaultPlaceholderName", "default")
+    per_type, per_type_scope = rules.placeholder_names.get(contact_type, ("", ""))
+    candidates = [
+        (per_type if per_type_scope == "account" else "", "account, contact type"),
+        (rules.default_placeholder_name if generic_scope == "account" else "", "account"),
+        (per_type if per_type_scope == "site" else "", "site, contact type"),
+        (rules.default_placeholder_name if generic_scope == "site" else "", "site"),
+    ]
+    for template, source in candidates:
+        if template:
+            try:
+                return template_validate(template), source
+            except ValueError:
+                continue
+    return BUILTIN_PLACEHOLDER_NAME, "built-in"
