@@ -33,23 +33,41 @@ LINE_DEFAULTS: dict[str, bool] = {
 }
 DEFAULT_DATE_FORMAT = "YYYY-MM-DD hh:mm:ss A"
 
-# moment.js tokens -> strftime, longest first so "YYYY" wins over "YY"
-_MOMENT_TOKENS = (
-    ("YYYY", "%Y"),
-    ("YY", "%y"),
-    ("MMMM", "%B"),
-    ("MMM", "%b"),
-    ("MM", "%m"),
-    ("dddd", "%A"),
-    ("ddd", "%a"),
-    ("DD", "%d"),
-    ("HH", "%H"),
-    ("hh", "%I"),
-    ("mm", "%M"),
-    ("ss", "%S"),
-    ("A", "%p"),
-)
-_MOMENT_PATTERN = re.compile("|".join(token for token, _ in _MOMENT_TOKENS))
+# moment.js format tokens, longest first so "YYYY" wins over "YY" and "MM" over "M".
+_MOMENT_TOKENS: dict[str, Any] = {
+    "YYYY": lambda t: f"{t.year:04d}",
+    "YY": lambda t: f"{t.year % 100:02d}",
+    "MMMM": lambda t: t.strftime("%B"),
+    "MMM": lambda t: t.strftime("%b"),
+    "MM": lambda t: f"{t.month:02d}",
+    "M": lambda t: str(t.month),
+    "dddd": lambda t: t.strftime("%A"),
+    "ddd": lambda t: t.strftime("%a"),
+    "DD": lambda t: f"{t.day:02d}",
+    "D": lambda t: str(t.day),
+    "HH": lambda t: f"{t.hour:02d}",
+    "H": lambda t: str(t.hour),
+    "hh": lambda t: f"{(t.hour % 12) or 12:02d}",
+    "h": lambda t: str((t.hour % 12) or 12),
+    "mm": lambda t: f"{t.minute:02d}",
+    "m": lambda t: str(t.minute),
+    "ss": lambda t: f"{t.second:02d}",
+    "s": lambda t: str(t.second),
+    "A": lambda t: "AM" if t.hour < 12 else "PM",
+    "a": lambda t: "am" if t.hour < 12 else "pm",
+}
+# Text in [brackets] is literal, as in moment.js.
+_MOMENT_PATTERN = re.compile(r"\[[^\]]*\]|" + "|".join(sorted(_MOMENT_TOKENS, key=len, reverse=True)))
+
+
+def moment_format(moment: datetime, date_format: str) -> str:
+    """Format `moment` with a moment.js format string (the tokens App Connect uses)."""
+
+    def token(match: re.Match[str]) -> str:
+        text = match.group(0)
+        return text[1:-1] if text.startswith("[") else _MOMENT_TOKENS[text](moment)
+
+    return _MOMENT_PATTERN.sub(token, date_format)
 
 
 @dataclass(slots=True)
@@ -141,8 +159,7 @@ def date_time_format(value: Any, *, date_format: str, timezone_offset: str) -> s
         return None
     offset = _utc_offset(timezone_offset)
     moment = moment.astimezone(timezone(offset)) if offset is not None else moment
-    strftime = _MOMENT_PATTERN.sub(lambda m: dict(_MOMENT_TOKENS)[m.group(0)], date_format)
-    return moment.strftime(strftime)
+    return moment_format(moment, date_format)
 
 
 def _party(info: dict[str, Any]) -> str:
@@ -242,7 +259,10 @@ def call_log_details_compose(
     if _enabled(settings, "addRingCentralUserName"):
         name = (fields.to_party if inbound else fields.from_party).get("name")
         if name is not None:
-            body = _upsert_line(body, "RingCentral user name", str(name))
+            # An existing name is kept unless it is still App Connect's "(pending...)".
+            existing = re.search(r"- RingCentral user name: ([^\n]*)", body)
+            if existing is None or existing.group(1).strip() == "(pending...)":
+                body = _upsert_line(body, "RingCentral user name", str(name))
     if _enabled(settings, "addRingCentralNumber"):
         number = (fields.to_party if inbound else fields.from_party).get("phoneNumber")
         ext = (fields.from_party if inbound else fields.to_party).get("extensionNumber") or ""

@@ -115,11 +115,36 @@ def admin_settings_map(*, account: Account | None) -> SettingsMap:
     return merged
 
 
+def _config(entry: Any) -> dict[str, Any]:
+    value = entry.get("value") if isinstance(entry, dict) else None
+    config = value.get("config") if isinstance(value, dict) else None
+    return config if isinstance(config, dict) else {}
+
+
+def _plugin_config_merge(admin_config: dict[str, Any], user_config: dict[str, Any]) -> dict[str, Any]:
+    """A plugin's `value.config`, merged field by field (appconnect-api.md §2.16)."""
+    if not user_config:
+        return dict(admin_config)
+    config: dict[str, Any] = {}
+    for name in dict.fromkeys([*user_config, *admin_config]):
+        mine, theirs = user_config.get(name), admin_config.get(name)
+        if not isinstance(theirs, dict):
+            config[name] = mine
+        elif not isinstance(mine, dict) or theirs.get("customizable") is False:
+            config[name] = theirs
+        elif mine.get("value") in (None, "", []) and theirs.get("value") not in (None, "", []):
+            config[name] = theirs
+        else:
+            config[name] = {**mine, "customizable": theirs.get("customizable", True)}
+    return config
+
+
 def settings_merge(*, admin: SettingsMap, user: SettingsMap | None) -> SettingsMap:
     """App Connect's merge of admin settings over a user's (appconnect-api.md §2.16).
 
     A removed key disappears; a key the admin left customizable (or did not set) takes
     the user's value when the user has one; otherwise the admin's entry wins as is.
+    Plugin entries (`plugin_*`) merge field by field inside `value.config`.
     """
     if user is None:
         return {}
@@ -140,6 +165,14 @@ def settings_merge(*, admin: SettingsMap, user: SettingsMap | None) -> SettingsM
             merged[key] = admin_entry
         elif user_entry is not None:
             merged[key] = user_entry
+        if key.startswith("plugin_") and key in merged and isinstance(user_entry, dict):
+            config = _plugin_config_merge(_config(admin_entry), _config(user_entry))
+            if not config:
+                del merged[key]
+                continue
+            entry = merged[key]
+            value = entry.get("value") if isinstance(entry.get("value"), dict) else {}
+            merged[key] = {**entry, "value": {**value, "config": config}}
     return merged
 
 

@@ -576,8 +576,18 @@ def admin_settings_validate(settings: Any) -> dict[str, JsonDict]:
 
 
 @transaction.atomic
-def account_settings_replace(*, account: Account, settings: dict[str, JsonDict]) -> None:
-    """Replace the account's whole settings map (App Connect replaces it as a whole).
+def admin_settings_apply(*, rc_account_id: str, settings: dict[str, JsonDict]) -> Account:
+    """POST /admin/settings: check the map, then create the account on first sight and
+    replace its settings. Nothing is written unless all of it is valid."""
+    admin_settings_validate(settings)
+    account = account_ensure(rc_account_id=rc_account_id)
+    account_settings_replace(account=account, settings=settings)
+    return account
+
+
+@transaction.atomic
+def account_settings_replace(*, account: Account, settings: dict[str, JsonDict]) -> Account:
+    """Replace the whole settings map of an account (App Connect replaces it as a whole).
 
     Validates everything first; writes nothing unless all of it is valid. Each row's
     change is kept in its history.
@@ -598,6 +608,7 @@ def account_settings_replace(*, account: Account, settings: dict[str, JsonDict])
             },
         )
     _rules_changed()
+    return account
 
 
 def rule_setting_clean(*, key: str, value: Any) -> Any:

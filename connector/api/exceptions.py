@@ -18,8 +18,10 @@ def _flatten(detail: Any, prefix: str = "") -> dict[str, list[str]]:
     if isinstance(detail, dict):
         flat: dict[str, list[str]] = {}
         for key, value in detail.items():
-            name = "body" if key == "non_field_errors" and not prefix else str(key)
-            flat.update(_flatten(value, f"{prefix}.{name}" if prefix else name))
+            if key == "non_field_errors":
+                flat.update(_flatten(value, prefix or "body"))
+                continue
+            flat.update(_flatten(value, f"{prefix}.{key}" if prefix else str(key)))
         return flat
     if isinstance(detail, list):
         if all(not isinstance(item, (dict, list)) for item in detail):

@@ -190,6 +190,13 @@ class CallLogRecordSerializer(OpenObjectSerializer):
         raise serializers.ValidationError("Must be an ISO 8601 date-time or epoch milliseconds.")
 
 
+def _no_contact_when_zero(serializer: serializers.Serializer, attrs: dict[str, Any]) -> None:
+    # App Connect treats a numeric 0 contactId as no contact at all.
+    raw = serializer.initial_data.get("contactId") if isinstance(serializer.initial_data, Mapping) else None
+    if isinstance(raw, (int, float)) and not isinstance(raw, bool) and raw == 0:
+        attrs["contactId"] = None
+
+
 _CALL_EXTRAS = (
     "aiNote",
     "transcript",
@@ -226,6 +233,7 @@ class CallLogCreateInputSerializer(serializers.Serializer):
     extras_fields = (*_CALL_EXTRAS, "ringSenseAIScore")
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        _no_contact_when_zero(self, attrs)
         log_info = attrs["logInfo"]
         party_key = "from" if log_info.get("direction") == "Inbound" else "to"
         party = log_info.get(party_key) or {}
@@ -337,6 +345,7 @@ class MessageLogCreateInputSerializer(serializers.Serializer):
     overridingFormat = serializers.JSONField(required=False)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        _no_contact_when_zero(self, attrs)
         first = attrs["logInfo"]["correspondents"][0]["phoneNumber"]
         try:
             attrs["phone_number"] = phone_number_normalize(first)

@@ -71,7 +71,7 @@ from rules.selectors import (
     admin_settings_map,
     settings_merge,
 )
-from rules.services import account_ensure, account_settings_replace, placeholder_contact_create_manual
+from rules.services import account_ensure, admin_settings_apply, placeholder_contact_create_manual
 
 TEXT_400 = OpenApiResponse(OpenApiTypes.STR, description="Missing or invalid credentials (text/plain).")
 BAD_INPUT = OpenApiResponse(
@@ -259,11 +259,8 @@ class ApiKeyLoginApi(ConnectorApi):
         data = self.validated(io.ApiKeyLoginInputSerializer, request.data)
         api_key = data.get("apiKey") or str((data.get("additionalInfo") or {}).get("apiKey") or "")
         rc_token = _rc_access_token(request)
-        rc_account_id = ""
-        if rc_token:
-            # Links the CRM user to the caller's RingCentral account (and its rules).
-            extension = _rc_extension(rc_token)
-            rc_account_id = account_ensure(rc_account_id=extension.account_id).rc_account_id
+        # A RingCentral token links the CRM user to the caller's account (and its rules).
+        rc_account_id = _rc_extension(rc_token).account_id if rc_token else ""
         outcome = crm_user_login_with_api_key(
             platform=data["platform"],
             api_key=api_key,
@@ -272,6 +269,8 @@ class ApiKeyLoginApi(ConnectorApi):
             hashed_rc_extension_id=request.headers.get("rc-extension-id", "")[:64],
             rc_account_id=rc_account_id,
         )
+        if rc_account_id:
+            account_ensure(rc_account_id=rc_account_id)
         return Response(
             {
                 "jwtToken": jwt_encode(user_id=outcome.user_id, platform=data["platform"]),
@@ -726,12 +725,13 @@ class AdminSettingsApi(ConnectorApi):
             raise PlainTextError("User not found")
         extension = _rc_admin(request)
         account = Account.objects.filter(rc_account_id=extension.account_id).first()
-        if account is None:
+        settings = account_settings_map(account=account) if account is not None else {}
+        if account is None or not settings:
             return Response({"customConnector": None, "userSettings": {}})
         return Response(
             {
                 "id": account.account_key,
-                "userSettings": account_settings_map(account=account),
+                "userSettings": settings,
                 "createdAt": account.created_at,
                 "updatedAt": account.updated_at,
             }
@@ -748,8 +748,9 @@ class AdminSettingsApi(ConnectorApi):
     def post(self, request: Request) -> HttpResponse:
         extension = _rc_admin(request)
         data = self.validated(io.AdminSettingsUpdateInputSerializer, request.data)
-        account = account_ensure(rc_account_id=extension.account_id)
-        account_settings_replace(account=account, settings=data["adminSettings"]["userSettings"])
+        admin_settings_apply(
+            rc_account_id=extension.account_id, settings=data["adminSettings"]["userSettings"]
+        )
         return HttpResponse("Admin settings updated", content_type="text/html; charset=utf-8")
 
 

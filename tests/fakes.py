@@ -1,0 +1,70 @@
+"""Test-only CRM connectors."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any, ClassVar
+
+from connector.crm.builtin import BuiltinCrmClient
+
+FAULTY_PLATFORM = "faulty"
+
+
+class FaultyCrmClient(BuiltinCrmClient):
+    """The built-in CRM with failures injected on demand, per operation.
+
+    `FaultyCrmClient.plan("create_call_log", CrmRateLimited("slow down"))` makes the next
+    `create_call_log` raise that error; a value that is not an exception is returned
+    instead of calling the CRM (e.g. a `LogResult` without a log id). Each planned
+    outcome is used once, in order; with none planned the built-in CRM answers.
+    `calls` counts the calls of each operation that reached this client.
+    """
+
+    planned: ClassVar[dict[str, list[Any]]] = defaultdict(list)
+    calls: ClassVar[dict[str, int]] = defaultdict(int)
+
+    @classmethod
+    def plan(cls, operation: str, *outcomes: Any) -> None:
+        cls.planned[operation].extend(outcomes)
+
+    @classmethod
+    def reset(cls) -> None:
+        cls.planned.clear()
+        cls.calls.clear()
+
+    def _run(self, operation: str, *args: Any, **kwargs: Any) -> Any:
+        type(self).calls[operation] += 1
+        queue = type(self).planned.get(operation)
+        if queue:
+            outcome = queue.pop(0)
+            if isinstance(outcome, BaseException):
+                raise outcome
+            return outcome
+        return getattr(super(), operation)(*args, **kwargs)
+
+    def find_contact(self, **kwargs: Any) -> Any:
+        return self._run("find_contact", **kwargs)
+
+    def find_contact_with_name(self, **kwargs: Any) -> Any:
+        return self._run("find_contact_with_name", **kwargs)
+
+    def create_contact(self, **kwargs: Any) -> Any:
+        return self._run("create_contact", **kwargs)
+
+    def create_call_log(self, **kwargs: Any) -> Any:
+        return self._run("create_call_log", **kwargs)
+
+    def update_call_log(self, **kwargs: Any) -> Any:
+        return self._run("update_call_log", **kwargs)
+
+    def get_call_log(self, **kwargs: Any) -> Any:
+        return self._run("get_call_log", **kwargs)
+
+    def create_message_log(self, **kwargs: Any) -> Any:
+        return self._run("create_message_log", **kwargs)
+
+    def update_message_log(self, **kwargs: Any) -> Any:
+        return self._run("update_message_log", **kwargs)
+
+    def auth_validation(self, **kwargs: Any) -> Any:
+        return self._run("auth_validation", **kwargs)
