@@ -3,10 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from typing import Any, TypeVar
+
+from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
+from django.db.models.functions import TruncDate
+from django.utils import timezone
 
 from connector.models import CrmUser
-from logs.choices import LogStatus
-from logs.models import CallLog
+from connector.utils import InvalidPhoneNumber, phone_number_normalize
+from logs.choices import DecidedBy, LogStatus
+from logs.models import CallLog, MessageLog
+from rules.choices import PlaceholderStatus
+from rules.models import Account, PlaceholderContact
 
 
 def identity_match(rows: list[CallLog], *, hashed_extension_id: str, extension_number: str) -> CallLog | None:
@@ -70,3 +80,138 @@ def call_log_find_logged(
         hashed_extension_id=hashed_extension_id,
         extension_number=extension_number,
     ).get(session_id)
+
+
+# --- admin screens ---
+# Queries behind the log-history admin (logs/admin.py): what its lists load, the choices of
+# its filters, and the extra terms of its search.
+
+
+_Log = TypeVar("_Log", CallLog, MessageLog)
+
+_CRM_USER_SECRETS = ("access_token", "refresh_token", "platform_additional_info_json")
+
+
+def log_history_queryset(*, queryset: QuerySet[_Log]) -> QuerySet[_Log]:
+    """`queryset` of call or message logs as the admin shows them, in one query per page.
+
+    Joins the user and the placeholder contact but never loads the user's credentials (so
+    they are never decrypted or shown) nor the log's stored request (`payload`), and
+    annotates `account_name`: the name of the user's RingCentral account (users link to
+    accounts through `rc_account_id`). Counting the rows joins nothing.
+    """
+    rc_account_id = CrmUser.objects.filter(pk=OuterRef(OuterRef("user_id"))).values("rc_account_id")[:1]
+    account_name = Account.objects.filter(rc_account_id=Subquery(rc_account_id)).values("name")[:1]
+    return (
+        queryset.select_related("user", "placeholder")
+        .defer(
+            "payload",
+            "user__user_settings",
+            *(f"user__{name}" for name in _CRM_USER_SECRETS),
+            "placeholder__rule_snapshot",
+            "placeholder__last_error",
+        )
+        .annotate(account_name=Subquery(account_name))
+    )
+
+
+def crm_user_choices() -> list[tuple[str, str]]:
+    """(id, "name (platform)") of every connected CRM user, by name: one query, no credentials."""
+    return [
+        (user_id, f"{name or user_id} ({platform})")
+        for user_id, name, platform in CrmUser.objects.order_by("name", "id").values_list(
+            "id", "name", "platform"
+        )
+    ]
+
+
+def account_choices() -> list[tuple[str, str]]:
+    """(RingCentral account id, label) of every known account, by label: one query."""
+    rows = Account.objects.values_list("rc_account_id", "name")
+    return sorted(
+        ((rc_id, name or f"Account {rc_id}") for rc_id, name in rows), key=lambda choice: choice[1].casefold()
+    )
+
+
+def phone_search_number(*, term: str) -> str | None:
+    """The E.164 form of a search term typed as a phone number in any format, else None.
+
+    Logs store numbers in E.164, so `(415) 555-0100` or `415.555.0100` must be searched
+    as `+14155550100`; a term that is no phone number (a session id, a name) gives None.
+    """
+    if not any(char.isdigit() for char in term):
+        return None
+    try:
+        return phone_number_normalize(term)
+    except InvalidPhoneNumber:
+        return None
+
+
+# --- dashboard ---
+
+
+@dataclass(frozen=True, slots=True)
+class DayActivity:
+    """What the log history recorded on one day (in the site's time zone)."""
+
+    day: date
+    calls_logged: int = 0
+    messages_logged: int = 0
+    placeholders_by_rule: int = 0
+    placeholders_by_hand: int = 0
+    calls_failed: int = 0
+    messages_failed: int = 0
+
+    @property
+    def failures(self) -> int:
+        return self.calls_failed + self.messages_failed
+
+    @property
+    def placeholders(self) -> int:
+        return self.placeholders_by_rule + self.placeholders_by_hand
+
+
+def log_activity_per_day(*, days: int = 30, today: date | None = None) -> list[DayActivity]:
+    """Per day of the last `days` days (oldest first, every day present): calls and
+    messages logged, placeholder contacts created by a rule and by hand, and failed logs.
+
+    A log counts on the day it was first requested, under its current status (a failure
+    retried into a logged row counts as logged). Placeholders count once created in the
+    CRM. Three aggregate queries, whatever the number of rows.
+    """
+    last = today or timezone.localdate()
+    first = last - timedelta(days=days - 1)
+    since = timezone.make_aware(datetime.combine(first, time.min))
+
+    def per_day(queryset: QuerySet[Any], **counts: Count) -> dict[date, dict[str, int]]:
+        rows = (
+            queryset.filter(created_at__gte=since)
+            .order_by()
+            .annotate(day=TruncDate("created_at"))
+            .values("day")
+            .annotate(**counts)
+        )
+        return {row.pop("day"): row for row in rows}
+
+    calls = per_day(
+        CallLog.objects.all(),
+        calls_logged=Count("id", filter=Q(status=LogStatus.LOGGED)),
+        calls_failed=Count("id", filter=Q(status=LogStatus.FAILED)),
+    )
+    messages = per_day(
+        MessageLog.objects.all(),
+        messages_logged=Count("id", filter=Q(status=LogStatus.LOGGED)),
+        messages_failed=Count("id", filter=Q(status=LogStatus.FAILED)),
+    )
+    placeholders = per_day(
+        PlaceholderContact.objects.filter(status=PlaceholderStatus.READY),
+        placeholders_by_rule=Count("id", filter=Q(decided_by=DecidedBy.RULE)),
+        placeholders_by_hand=Count("id", filter=Q(decided_by=DecidedBy.USER)),
+    )
+    activity = []
+    for offset in range(days):
+        day = first + timedelta(days=offset)
+        activity.append(
+            DayActivity(day=day, **calls.get(day, {}), **messages.get(day, {}), **placeholders.get(day, {}))
+        )
+    return activity

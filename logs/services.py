@@ -859,3 +859,180 @@ def _shared_message_log(
         message_log=row, entries=[*events, (EventKind.CRM_LOGGED, "", {"crmLogId": str(created.log_id)})]
     )
     return LogOutcome(successful=True, log_ids=[conversation_log_id], return_message=created.return_message)
+
+
+# --- retries (admin) ---
+
+
+@dataclass(slots=True)
+class RetrySummary:
+    """What retrying a selection of logs came to: each selected log is counted once."""
+
+    logged: int = 0  # sent again and now held by the CRM
+    not_logged: int = 0  # tried again and not logged; `errors` says why
+    left_alone: int = 0  # nothing to retry: already logged, skipped, or taken by another retry
+    errors: dict[str, int] = field(default_factory=dict)  # why not logged -> how many logs
+
+    def count(self, outcome: LogOutcome) -> None:
+        """Count one retried log by its outcome."""
+        message = str((outcome.return_message or {}).get("message") or "")
+        if outcome.successful:
+            self.logged += 1
+        elif message == _NOTHING_TO_RETRY:
+            self.left_alone += 1
+        else:
+            self.not_logged += 1
+            reason = message or "not logged"
+            self.errors[reason] = self.errors.get(reason, 0) + 1
+
+
+_RETRYABLE = (LogStatus.FAILED, LogStatus.PENDING)
+# Retries run in the admin's request, one CRM round trip after another: at most this many.
+RETRY_BATCH_LIMIT = 200
+# What call_log_retry and message_log_retry answer for a row they leave alone.
+_NOTHING_TO_RETRY = "Nothing to retry"
+
+
+def call_logs_retry(*, log_ids: list[int]) -> RetrySummary:
+    """Retry the failed and pending call logs among `log_ids` through `call_log_retry`.
+
+    Logged and skipped rows are left alone. Each retry writes its row and events and may
+    call the CRM (contact lookup or creation, the call log).
+    """
+    summary = RetrySummary()
+    for log in CallLog.objects.filter(pk__in=log_ids).select_related("user").order_by("id"):
+        if log.status not in _RETRYABLE:
+            summary.left_alone += 1
+            continue
+        summary.count(call_log_retry(log=log))
+    return summary
+
+
+def message_log_retry(*, log: MessageLog) -> LogOutcome:
+    """Send a failed or pending message log to the CRM again, from its stored message.
+
+    Idempotent: a logged (or skipped) row is left alone, and of two simultaneous retries
+    of one row only one goes on (the row is taken only if unchanged since it was read).
+    The contact a user chose is kept; otherwise the rules decide again and find the
+    placeholder an earlier attempt created. The message joins its conversation's CRM
+    activity when one exists. Writes the row and a `retried` event trail; calls the CRM.
+    A shared-SMS conversation is rebuilt from its stored messages, without the owner's
+    name (it is not stored); the client's next request rewrites it whole anyway.
+    """
+    row = MessageLog.objects.select_related("user").filter(pk=log.pk).first()
+    if row is None or row.status not in _RETRYABLE:
+        return LogOutcome(successful=False, return_message=return_message(_NOTHING_TO_RETRY))
+    user = row.user
+    if not user.is_connected:
+        return LogOutcome(
+            successful=False, return_message=return_message("The user is not connected to the CRM.")
+        )
+    with transaction.atomic():
+        taken = MessageLog.objects.filter(pk=row.pk, status__in=_RETRYABLE, updated_at=row.updated_at).update(
+            status=LogStatus.PENDING, updated_at=timezone.now()
+        )
+    if not taken:
+        return LogOutcome(successful=False, return_message=return_message(_NOTHING_TO_RETRY))
+    client = crm_registry.get(user.platform)
+    payload = row.payload or {}
+    correspondents: list[JsonDict] = payload.get("correspondents") or []
+    shared_messages: list[JsonDict] | None = payload.get("messages")
+    events: list[tuple[str, str, JsonDict]] = [
+        (
+            EventKind.RETRIED,
+            "",
+            {"previousAttempts": row.attempts, "by": "admin", "shared": bool(shared_messages)},
+        )
+    ]
+    given = (
+        LogContact(
+            id=row.contact_id, phone_number=row.phone_number, type=row.contact_type, name=row.contact_name
+        )
+        if row.decided_by == DecidedBy.USER and row.contact_id
+        else None
+    )
+    decision = contact_decide(
+        user=user,
+        client=client,
+        phone_number=row.phone_number,
+        raw_number=row.phone_number,
+        given_contact=given,
+        caller_id_name=str((correspondents[0] if correspondents else {}).get("name") or ""),
+    )
+    events.append(_decision_event(decision))
+    if decision.contact is None:
+        status = LogStatus.SKIPPED if decision.outcome == DecisionOutcome.PROMPTED else LogStatus.FAILED
+        error = (decision.return_message or {}).get("message", "") if status == LogStatus.FAILED else ""
+        _log_finish(MessageLog, row.pk, status=status, last_error=error, **_decision_fields(decision))
+        _events_record(message_log=row, entries=events)
+        return LogOutcome(successful=False, return_message=decision.return_message)
+
+    if shared_messages:
+        data = MessageLogInput(
+            message=shared_messages[0],
+            correspondents=correspondents,
+            shared_content=shared_sms_compose(
+                messages=shared_messages,
+                contact_name=decision.contact.name,
+                owner_name="",
+                timezone_offset=user.timezone_offset,
+            ),
+        )
+        crm_log_id = ""
+    else:
+        message: JsonDict = payload.get("message") or {}
+        data = MessageLogInput(
+            message=message, correspondents=correspondents, links=_message_links(message, "")
+        )
+        crm_log_id = _conversation_crm_log_id(user=user, conversation_log_id=row.conversation_log_id)
+    operation = "updateMessageLog" if crm_log_id else "createMessageLog"
+    try:
+        if crm_log_id:
+            returned = client.update_message_log(
+                user=user, contact=decision.contact, crm_log_id=crm_log_id, data=data
+            ).return_message
+        else:
+            created = client.create_message_log(user=user, contact=decision.contact, data=data)
+            returned = created.return_message
+            crm_log_id = str(created.log_id) if created.log_id else ""
+    except CrmError as exc:
+        events.append((EventKind.CRM_FAILED, "", {"error": str(exc), "status": exc.status_code}))
+        _log_finish(
+            MessageLog, row.pk, status=LogStatus.FAILED, last_error=str(exc), **_decision_fields(decision)
+        )
+        _events_record(message_log=row, entries=events)
+        return LogOutcome(
+            successful=False,
+            return_message=crm_failure_message(operation=operation, error=exc, platform=user.platform),
+        )
+    if not crm_log_id:
+        error = (returned or {}).get("message") or "The CRM created no log."
+        events.append((EventKind.CRM_FAILED, "", {"error": error}))
+        _log_finish(
+            MessageLog, row.pk, status=LogStatus.FAILED, last_error=error, **_decision_fields(decision)
+        )
+        _events_record(message_log=row, entries=events)
+        return LogOutcome(successful=False, return_message=returned)
+    events.append((EventKind.CRM_LOGGED, "", {"crmLogId": crm_log_id}))
+    _log_finish(
+        MessageLog,
+        row.pk,
+        status=LogStatus.LOGGED,
+        crm_log_id=crm_log_id[:255],
+        last_error="",
+        **_decision_fields(decision),
+    )
+    _events_record(message_log=row, entries=events)
+    return LogOutcome(successful=True, log_ids=[row.message_id], return_message=returned)
+
+
+def message_logs_retry(*, log_ids: list[int]) -> RetrySummary:
+    """Retry the failed and pending message logs among `log_ids` through `message_log_retry`,
+    oldest first (so a conversation's first message creates its CRM activity)."""
+    summary = RetrySummary()
+    for log in MessageLog.objects.filter(pk__in=log_ids).order_by("created_at", "id"):
+        if log.status not in _RETRYABLE:
+            summary.left_alone += 1
+            continue
+        summary.count(message_log_retry(log=log))
+    return summary

@@ -11,9 +11,22 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin
+from django.core.exceptions import PermissionDenied
+from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
+from import_export import fields as export_fields
+from import_export import resources as export_resources
+from import_export import widgets as export_widgets
+from import_export.admin import ExportMixin
+from import_export.formats.base_formats import CSV
 from simple_history.admin import SimpleHistoryAdmin
 
+from config.logging import redact
+from connector.conf import connector_settings
+from connector.models import CrmUser
+from connector.utils import InvalidPhoneNumber, phone_number_normalize
 from rules.models import Account, PlaceholderContact, PlaceholderNameTemplate, RuleSetting
 from rules.parameters import PARAMETERS, RULE_KEYS
 from rules.services import (
@@ -24,6 +37,21 @@ from rules.services import (
     rule_setting_clean,
     rule_setting_save,
 )
+
+
+class GuardedHistoryAdmin(SimpleHistoryAdmin):
+    """SimpleHistoryAdmin whose "revert to this version" form needs the change permission.
+
+    django-simple-history checks only the view permission before saving a POST to a
+    version's form, so a view-only auditor could revert a rule.
+    """
+
+    def history_form_view(
+        self, request: HttpRequest, object_id: str, version_id: str, extra_context: Any = None
+    ) -> Any:
+        if request.method == "POST" and not self.has_change_permission(request):
+            raise PermissionDenied
+        return super().history_form_view(request, object_id, version_id, extra_context)
 
 
 def _setting_choices() -> list[tuple[str, Any]]:
@@ -57,7 +85,7 @@ class RuleSettingForm(forms.ModelForm):
 
 
 @admin.register(RuleSetting)
-class RuleSettingAdmin(SimpleHistoryAdmin):
+class RuleSettingAdmin(GuardedHistoryAdmin):
     form = RuleSettingForm
     list_display = ("key", "scope", "value_display", "customizable", "is_removed", "updated_at")
     list_filter = ("customizable", "is_removed", ("account", admin.EmptyFieldListFilter))
@@ -100,7 +128,7 @@ class PlaceholderNameForm(forms.ModelForm):
 
 
 @admin.register(PlaceholderNameTemplate)
-class PlaceholderNameTemplateAdmin(SimpleHistoryAdmin):
+class PlaceholderNameTemplateAdmin(GuardedHistoryAdmin):
     form = PlaceholderNameForm
     list_display = ("contact_type", "template", "scope", "updated_at")
     list_select_related = ("account",)
@@ -119,7 +147,7 @@ class PlaceholderNameTemplateAdmin(SimpleHistoryAdmin):
 
 
 @admin.register(Account)
-class AccountAdmin(SimpleHistoryAdmin):
+class AccountAdmin(GuardedHistoryAdmin):
     list_display = ("rc_account_id", "name", "created_at")
     search_fields = ("rc_account_id", "name", "account_key")
     readonly_fields = ("account_key", "created_at", "updated_at")
@@ -129,23 +157,180 @@ class AccountAdmin(SimpleHistoryAdmin):
         account_save(account=obj)
 
 
-@admin.register(PlaceholderContact)
-class PlaceholderContactAdmin(admin.ModelAdmin):
-    """The placeholder registry, read-only: rows are history."""
+# --- the placeholder registry (read-only, exportable) ---
 
+
+class _SafeTextWidget(export_widgets.CharWidget):
+    """Free text as exported: credentials redacted, spreadsheet formulas turned into text."""
+
+    def render(self, value: Any, obj: Any = None, **kwargs: Any) -> str:
+        text = redact("" if value is None else str(value))
+        return f"'{text}" if text.startswith(("=", "+", "-", "@", "\t", "\r")) else text
+
+
+_ISO = "%Y-%m-%dT%H:%M:%S%z"
+
+
+class PlaceholderContactResource(export_resources.ModelResource):
+    """The columns of a placeholder-registry export (export only)."""
+
+    created_by_name = export_fields.Field(
+        attribute="created_by__name", column_name="created_by_name", widget=_SafeTextWidget(), readonly=True
+    )
+    rc_account_id = export_fields.Field(attribute="account__rc_account_id", column_name="rc_account_id")
+    contact_name = export_fields.Field(
+        attribute="contact_name", column_name="contact_name", widget=_SafeTextWidget(), readonly=True
+    )
+    last_error = export_fields.Field(
+        attribute="last_error", column_name="last_error", widget=_SafeTextWidget(), readonly=True
+    )
+    created_at = export_fields.Field(
+        attribute="created_at", column_name="created_at", widget=export_widgets.DateTimeWidget(_ISO)
+    )
+    updated_at = export_fields.Field(
+        attribute="updated_at", column_name="updated_at", widget=export_widgets.DateTimeWidget(_ISO)
+    )
+
+    class Meta:
+        model = PlaceholderContact
+        fields = (
+            "id",
+            "created_at",
+            "updated_at",
+            "platform",
+            "phone_number",
+            "rc_account_id",
+            "created_by",
+            "created_by_name",
+            "decided_by",
+            "status",
+            "attempts",
+            "last_error",
+            "contact_id",
+            "contact_name",
+            "contact_type",
+        )
+        export_order = fields
+
+    def import_data(self, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError("The placeholder registry is export-only.")
+
+
+class CreatedByListFilter(admin.SimpleListFilter):
+    """The CRM user whose call or contact creation made the placeholder (no credentials loaded)."""
+
+    title = "created by user"
+    parameter_name = "created_by"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        users = CrmUser.objects.order_by("name", "id").values_list("id", "name", "platform")
+        return [(pk, f"{name or pk} ({platform})") for pk, name, platform in users]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        return queryset.filter(created_by_id=self.value()) if self.value() else queryset
+
+
+class PlaceholderPlatformListFilter(admin.SimpleListFilter):
+    title = "platform"
+    parameter_name = "platform"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [(name, name) for name in connector_settings.PLATFORMS]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        return queryset.filter(platform=self.value()) if self.value() else queryset
+
+
+@admin.register(PlaceholderContact)
+class PlaceholderContactAdmin(ExportMixin, admin.ModelAdmin):
+    """The placeholder registry, read-only: rows are history. Exports the filtered list as CSV."""
+
+    resource_classes = [PlaceholderContactResource]
+    export_formats = [CSV]
+    skip_export_form = True
     list_display = (
+        "created_at",
         "phone_number",
         "contact_name",
         "contact_type",
+        "contact_id",
+        "decided_by",
+        "created_by",
+        "account",
+        "status",
+        "attempts",
+        "platform",
+    )
+    list_display_links = ("created_at", "phone_number")
+    list_filter = (
+        ("created_at", admin.DateFieldListFilter),
         "decided_by",
         "status",
-        "platform",
-        "created_at",
+        PlaceholderPlatformListFilter,
+        "account",
+        CreatedByListFilter,
     )
-    list_filter = ("decided_by", "status", "platform", "created_at")
     list_select_related = ("account", "created_by")
-    search_fields = ("phone_number", "contact_id", "contact_name")
+    list_per_page = 100
+    show_full_result_count = False  # one COUNT per page, not two
+    search_fields = ("phone_number", "=contact_id", "contact_name")
+    search_help_text = "Phone number (any format), CRM contact id or contact name."
     date_hierarchy = "created_at"
+    fieldsets = (
+        ("Contact", {"fields": ("contact_id", "contact_name", "contact_type", "phone_number", "platform")}),
+        ("Who decided", {"fields": ("decided_by", "created_by", "account", "scope_key", "rule_values")}),
+        ("Creation", {"fields": ("status", "attempts", "last_error", "created_at", "updated_at")}),
+    )
+    readonly_fields = (
+        "contact_id",
+        "contact_name",
+        "contact_type",
+        "phone_number",
+        "platform",
+        "decided_by",
+        "created_by",
+        "account",
+        "scope_key",
+        "rule_values",
+        "status",
+        "attempts",
+        "last_error",
+        "created_at",
+        "updated_at",
+    )
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[PlaceholderContact]:
+        # The creating user's credentials are never loaded (so never decrypted or shown).
+        return (
+            super()
+            .get_queryset(request)
+            .select_related("account", "created_by")
+            .defer(
+                "created_by__access_token",
+                "created_by__refresh_token",
+                "created_by__platform_additional_info_json",
+                "created_by__user_settings",
+            )
+        )
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[PlaceholderContact], search_term: str
+    ) -> tuple[QuerySet[PlaceholderContact], bool]:
+        """The admin's search, plus the term read as a phone number in any format (stored E.164)."""
+        results, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+        term = search_term.strip()
+        if any(char.isdigit() for char in term):
+            try:
+                results = results | queryset.filter(phone_number=phone_number_normalize(term))
+            except InvalidPhoneNumber:
+                pass
+        return results, may_have_duplicates
+
+    @admin.display(description="rule values that decided")
+    def rule_values(self, obj: PlaceholderContact) -> SafeString | str:
+        if not obj.rule_snapshot:
+            return "-"
+        return format_html("<pre>{}</pre>", redact(json.dumps(obj.rule_snapshot, indent=2, sort_keys=True)))
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -11,6 +11,11 @@ echo "==> lint"
 .venv/bin/ruff format --check .
 echo "==> migrations are up to date"
 .venv/bin/python manage.py makemigrations --check --dry-run
+if [[ ! -x /usr/bin/chromium && "$(id -u)" -eq 0 ]] && command -v apt-get >/dev/null; then
+    echo "==> installing Debian's chromium (the browser tests drive it headless)"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+fi
 echo "==> tests on SQLite"
 .venv/bin/pytest "$@"
 echo "==> tests on PostgreSQL"
