@@ -135,21 +135,36 @@ def _utc_offset(value: str) -> timedelta | None:
         return sign * timedelta(hours=int(match.group(2)), minutes=int(match.group(3)))
     try:
         number = float(text)
-    except ValueError:
+        offset = timedelta(hours=number) if abs(number) < 16 else timedelta(minutes=number)
+    except (ValueError, OverflowError):
         return None
-    return timedelta(hours=number) if abs(number) < 16 else timedelta(minutes=number)
+    # A UTC offset is less than a day either way.
+    return offset if abs(offset) < timedelta(hours=24) else None
+
+
+# RFC 3339 / ISO 8601 date-times as RingCentral and App Connect send them.
+ISO_DATE_TIME = re.compile(
+    r"(\d{4}-\d{2}-\d{2})[Tt ](\d{2}:\d{2}(?::\d{2})?)(\.\d+)?([Zz]|[+-]\d{2}:?\d{2})?"
+)
 
 
 def parse_time(value: Any) -> datetime | None:
-    if value is None or value == "":
+    """A call time (ISO 8601 text or epoch milliseconds) in UTC; None when it is missing or
+    outside what a date can hold."""
+    if value is None or value == "" or isinstance(value, bool):
         return None
-    if isinstance(value, (int, float)):
-        return datetime.fromtimestamp(value / 1000, tz=UTC)
     try:
-        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
+        if isinstance(value, (int, float)):
+            return datetime.fromtimestamp(value / 1000, tz=UTC)
+        match = ISO_DATE_TIME.fullmatch(str(value))
+        if match is None:
+            return None
+        date, time_, fraction, zone = match.groups()
+        text = f"{date}T{time_}{(fraction or '')[:7]}{'+00:00' if zone in ('Z', 'z') else zone or ''}"
+        parsed = datetime.fromisoformat(text)
+        return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    except (ValueError, OverflowError, OSError):
         return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def date_time_format(value: Any, *, date_format: str, timezone_offset: str) -> str | None:
@@ -158,7 +173,10 @@ def date_time_format(value: Any, *, date_format: str, timezone_offset: str) -> s
     if moment is None:
         return None
     offset = _utc_offset(timezone_offset)
-    moment = moment.astimezone(timezone(offset)) if offset is not None else moment
+    try:
+        moment = moment.astimezone(timezone(offset)) if offset is not None else moment
+    except (ValueError, OverflowError):
+        return None
     return moment_format(moment, date_format)
 
 
@@ -305,7 +323,10 @@ def call_log_details_compose(
 
 def _shift(moment: datetime, timezone_offset: str) -> datetime:
     offset = _utc_offset(timezone_offset)
-    return moment.astimezone(timezone(offset)) if offset is not None else moment
+    try:
+        return moment.astimezone(timezone(offset)) if offset is not None else moment
+    except (ValueError, OverflowError):
+        return moment
 
 
 def shared_sms_compose(

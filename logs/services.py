@@ -172,6 +172,13 @@ class CallLogRequest:
         )
 
 
+def _seconds(duration: Any) -> int | None:
+    """A duration as the history stores it: whole seconds that fit the column, else None."""
+    if isinstance(duration, (int, float)) and not isinstance(duration, bool) and 0 <= duration <= 2**31 - 1:
+        return int(duration)
+    return None
+
+
 def _call_log_claim(*, user: CrmUser, request: CallLogRequest) -> tuple[CallLog, bool]:
     """Insert the pending row for this call, or take over a failed or skipped one.
 
@@ -187,7 +194,7 @@ def _call_log_claim(*, user: CrmUser, request: CallLogRequest) -> tuple[CallLog,
         "direction": info.get("direction") or "",
         "phone_number": request.phone_number or request.raw_number[:32],
         "started_at": parse_time(info.get("startTime")),
-        "duration_seconds": duration if isinstance(duration, int) and duration >= 0 else None,
+        "duration_seconds": _seconds(duration),
         "result": str(info.get("result") or "")[:64],
         "payload": request.payload(),
     }
@@ -542,8 +549,8 @@ def call_log_update(*, user_id: str, patch: CallLogPatch) -> LogOutcome:
             return_message=crm_failure_message(operation="updateCallLog", error=exc, platform=user.platform),
         )
     changes: JsonDict = {"updated_at": timezone.now()}
-    if isinstance(patch.duration, int) and patch.duration >= 0:
-        changes["duration_seconds"] = patch.duration
+    if _seconds(patch.duration) is not None:
+        changes["duration_seconds"] = _seconds(patch.duration)
     if patch.result:
         changes["result"] = patch.result[:64]
     CallLog.objects.filter(pk=log.pk).update(**changes)

@@ -53,7 +53,12 @@ class RuleSetting(models.Model):
     )
     # One of rules.parameters.PARAMETERS (or plugin_<id>); the admin form offers the list.
     key = models.CharField("setting", max_length=64)
-    value = models.JSONField(help_text='The setting\'s value, as JSON (e.g. "createPlaceholder", true).')
+    value = models.JSONField(
+        null=True, blank=True, help_text='The setting\'s value, as JSON (e.g. "createPlaceholder", true).'
+    )
+    # Other keys of App Connect's entry, kept as sent (defaultValue, options, or the fields
+    # of an entry without a value, such as serverSideLogging's enable and loggingLevel).
+    extra = models.JSONField(default=dict, blank=True)
     customizable = models.BooleanField(
         "users may change it",
         default=False,

@@ -59,11 +59,12 @@ class ScopeRows:
 
 
 def _entry(row: RuleSetting) -> dict[str, Any]:
-    entry: dict[str, Any] = {"value": row.value, "customizable": row.customizable}
+    """The App Connect settings entry of an admin row."""
+    entry: dict[str, Any] = {**row.extra, "value": row.value, "customizable": row.customizable}
     if row.is_removed:
         entry["isRemoved"] = True
     parameter = PARAMETERS.get(row.key)
-    if parameter is not None and parameter.choices:
+    if parameter is not None and parameter.choices and "options" not in entry:
         entry["options"] = list(parameter.choices)
     return entry
 

@@ -571,8 +571,12 @@ def admin_settings_validate(settings: Any) -> dict[str, JsonDict]:
         raise InvalidInput({"adminSettings.userSettings": ["must be an object of settings"]})
     errors = settings_map_errors(settings, allow_unknown_keys=False, contact_types=contact_types_all())
     if errors:
-        raise InvalidInput({f"adminSettings.userSettings.{k}": v for k, v in errors.items()})
+        raise InvalidInput({f"adminSettings.userSettings.{k}".rstrip("."): v for k, v in errors.items()})
     return settings
+
+
+# Entry keys stored in their own columns; the others go to RuleSetting.extra.
+_ENTRY_COLUMNS = frozenset({"value", "customizable", "isRemoved", "isCustomizable"})
 
 
 @transaction.atomic
@@ -605,6 +609,7 @@ def account_settings_replace(*, account: Account, settings: dict[str, JsonDict])
                 # An entry without `customizable` mandates its value, as in App Connect.
                 "customizable": bool(entry.get("customizable", False)),
                 "is_removed": bool(entry.get("isRemoved", False)),
+                "extra": {k: v for k, v in entry.items() if k not in _ENTRY_COLUMNS},
             },
         )
     _rules_changed()

@@ -4,18 +4,53 @@ Inputs validate everything a route needs before any write or CRM call. App Conne
 objects are open (a call-log record carries many RingCentral fields we only pass on), so
 `OpenObjectSerializer` checks the declared fields and keeps the rest as sent. Outputs omit
 keys whose value is None, as the peer's JSON does.
+
+Every serializer here builds its bound fields once per class (`CachedFieldsSerializer`):
+DRF deep-copies the declared fields for each instance, which profiling showed to be the
+most expensive single step of POST /callLog. Our fields keep no per-request state.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
+from rest_framework.utils.serializer_helpers import BindingDict
 
 from connector.utils import InvalidPhoneNumber, phone_number_normalize
+from logs.composer import ISO_DATE_TIME
+from rules.parameters import PARAMETERS, PLACEHOLDER_NAME_MAX, Parameter, SettingKind
 
 # --- fields ------------------------------------------------------------------------------
+
+INT64_MAX = 2**63 - 1
+
+
+class CachedFieldsSerializer(serializers.Serializer):
+    """A Serializer whose bound fields are built on first use and shared by every instance.
+
+    Safe because our fields are stateless while validating and nothing here uses the
+    serializer context. The fields are bound to a pristine instance of their own (not
+    partial, no context), never to whichever instance came first: a schema generator
+    builds PATCH serializers as partial, which would make every field optional.
+    """
+
+    _shared_fields: ClassVar[BindingDict | None] = None
+
+    @property
+    def fields(self) -> BindingDict:  # type: ignore[override]
+        cls = type(self)
+        shared = cls.__dict__.get("_shared_fields")
+        if shared is None:
+            pristine = cls.__new__(cls)
+            serializers.Serializer.__init__(pristine)
+            shared = BindingDict(pristine)
+            for key, value in pristine.get_fields().items():
+                shared[key] = value
+            cls._shared_fields = shared
+        return shared
 
 
 class PhoneNumberField(serializers.CharField):
@@ -33,21 +68,34 @@ class PhoneNumberField(serializers.CharField):
 
 
 class IdField(serializers.Field):
-    """An identifier sent as a string or a number (CRMs use both); kept as a string."""
+    """An identifier sent as a string or an integer (CRMs use both); kept as a string.
 
-    default_error_messages = {"invalid": "Must be a string or a number."}
+    `allow_blank=False` refuses an empty string (the schema then says `minLength: 1`).
+    """
 
-    def __init__(self, *, max_length: int = 255, **kwargs: Any) -> None:
+    default_error_messages = {
+        "invalid": "Must be a string or an integer.",
+        "blank": "This field may not be blank.",
+        "max_length": "Ensure this has at most {max_length} characters.",
+    }
+
+    def __init__(self, *, max_length: int = 255, allow_blank: bool = True, **kwargs: Any) -> None:
         self.max_length = max_length
+        self.allow_blank = allow_blank
         super().__init__(**kwargs)
 
     def to_internal_value(self, data: Any) -> str:
-        if isinstance(data, bool) or not isinstance(data, (str, int, float)):
+        if isinstance(data, bool) or not isinstance(data, (str, int)):
             self.fail("invalid")
-        text = str(data).strip()
-        if len(text) > self.max_length:
-            raise serializers.ValidationError(f"Ensure this has at most {self.max_length} characters.")
-        return text
+        if isinstance(data, int):
+            if not -INT64_MAX - 1 <= data <= INT64_MAX:
+                self.fail("invalid")
+            return str(data)
+        if len(data) > self.max_length:
+            self.fail("max_length", max_length=self.max_length)
+        if not data and not self.allow_blank:
+            self.fail("blank")
+        return data
 
     def to_representation(self, value: Any) -> Any:
         return value
@@ -77,7 +125,7 @@ class BooleanFlagField(serializers.BooleanField):
     """A query flag: `true`/`false` (any case), `1`/`0`."""
 
 
-class OpenObjectSerializer(serializers.Serializer):
+class OpenObjectSerializer(CachedFieldsSerializer):
     """Validates the declared fields and keeps every other key exactly as sent."""
 
     def to_internal_value(self, data: Any) -> dict[str, Any]:
@@ -96,7 +144,7 @@ def text(**kwargs: Any) -> StrictCharField:
 # --- inputs ------------------------------------------------------------------------------
 
 
-class ApiKeyLoginInputSerializer(serializers.Serializer):
+class ApiKeyLoginInputSerializer(CachedFieldsSerializer):
     platform = StrictCharField(max_length=64)
     apiKey = text(max_length=2000)
     hostname = text(max_length=255)
@@ -108,7 +156,7 @@ class ApiKeyLoginInputSerializer(serializers.Serializer):
     rcAccessToken = text(max_length=4000)
 
 
-class ContactLookupQuerySerializer(serializers.Serializer):
+class ContactLookupQuerySerializer(CachedFieldsSerializer):
     phoneNumber = serializers.CharField(max_length=64, trim_whitespace=False)
     overridingFormat = serializers.CharField(required=False, allow_blank=True, max_length=500)
     isExtension = BooleanFlagField(required=False, default=False)
@@ -131,11 +179,11 @@ class ContactLookupQuerySerializer(serializers.Serializer):
         return attrs
 
 
-class ContactSearchQuerySerializer(serializers.Serializer):
+class ContactSearchQuerySerializer(CachedFieldsSerializer):
     name = serializers.CharField(max_length=255, allow_blank=True)
 
 
-class ContactCreateInputSerializer(serializers.Serializer):
+class ContactCreateInputSerializer(CachedFieldsSerializer):
     phoneNumber = PhoneNumberField(max_length=64)
     newContactName = StrictCharField(max_length=255)
     newContactType = text(max_length=64)
@@ -143,51 +191,99 @@ class ContactCreateInputSerializer(serializers.Serializer):
 
 
 class PartySerializer(OpenObjectSerializer):
-    phoneNumber = text(max_length=64)
-    extensionNumber = text(max_length=32)
+    phoneNumber = text(max_length=64, allow_null=True)
+    extensionNumber = text(max_length=32, allow_null=True)
     name = text(max_length=255, allow_null=True)
 
 
-class CallLogRecordSerializer(OpenObjectSerializer):
-    sessionId = IdField(max_length=128)
-    id = IdField(required=False, max_length=128)
-    telephonySessionId = IdField(required=False, max_length=128)
-    direction = serializers.ChoiceField(choices=("Inbound", "Outbound"), required=False)
-    startTime = serializers.JSONField(required=False)
-    duration = serializers.JSONField(required=False)
-    result = text(max_length=64, allow_null=True)
-    customSubject = text(max_length=500, allow_null=True)
-    from_ = PartySerializer(required=False)
-    to = PartySerializer(required=False)
-    legs = serializers.ListField(child=ObjectField(), required=False)
+class LinkSerializer(OpenObjectSerializer):
+    """A recording or voicemail reference: `{id?, uri?, link?}`."""
+
+    id = IdField(required=False, allow_null=True)
+    uri = text(max_length=2000, allow_null=True)
+    link = text(max_length=2000, allow_null=True)
+
+
+class AttachmentSerializer(OpenObjectSerializer):
+    """A message attachment (recording, fax document, MMS image or video)."""
+
+    id = IdField(required=False, allow_null=True)
+    type = text(max_length=64, allow_null=True)
+    uri = text(max_length=2000, allow_null=True)
+    link = text(max_length=2000, allow_null=True)
+    contentType = text(max_length=200, allow_null=True)
+
+
+class LegSerializer(OpenObjectSerializer):
+    """One leg of a call's journey."""
+
+    from_ = PartySerializer(required=False, allow_null=True)
+    to = PartySerializer(required=False, allow_null=True)
+    direction = text(max_length=16, allow_null=True)
+    legType = text(max_length=64, allow_null=True)
+    duration = serializers.JSONField(required=False, allow_null=True)
 
     def get_fields(self) -> dict[str, serializers.Field]:
         fields = super().get_fields()
         fields["from"] = fields.pop("from_")
         return fields
 
-    def validate_sessionId(self, value: str) -> str:
-        if not value:
-            raise serializers.ValidationError("This field may not be blank.")
-        return value
 
-    def validate_duration(self, value: Any) -> Any:
+@extend_schema_field(
+    {
+        "oneOf": [{"type": "string", "format": "date-time"}, {"type": "integer", "minimum": 0}],
+        "nullable": True,
+    }
+)
+class StartTimeField(serializers.JSONField):
+    """A call's start: an ISO 8601 date-time or epoch milliseconds. A value outside what a
+    date can hold is passed to the CRM as sent and recorded as unknown."""
+
+    def to_internal_value(self, data: Any) -> Any:
         if (
-            value is None
-            or value == "pending"
-            or (isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0)
+            data is None
+            or (isinstance(data, str) and ISO_DATE_TIME.fullmatch(data))
+            or (isinstance(data, int) and not isinstance(data, bool) and data >= 0)
         ):
-            return value
+            return data
+        raise serializers.ValidationError("Must be an ISO 8601 date-time or epoch milliseconds.")
+
+
+@extend_schema_field(
+    {"oneOf": [{"type": "number", "minimum": 0}, {"type": "string", "enum": ["pending"]}], "nullable": True}
+)
+class DurationField(serializers.JSONField):
+    """A call's duration in seconds, or "pending" while server-side logging waits for it."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        if (
+            data is None
+            or data == "pending"
+            or (isinstance(data, (int, float)) and not isinstance(data, bool) and data >= 0)
+        ):
+            return data
         raise serializers.ValidationError('Must be a number of seconds or "pending".')
 
-    def validate_startTime(self, value: Any) -> Any:
-        from logs.composer import parse_time
 
-        if value is None or (isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0):
-            return value
-        if isinstance(value, str) and parse_time(value) is not None:
-            return value
-        raise serializers.ValidationError("Must be an ISO 8601 date-time or epoch milliseconds.")
+class CallLogRecordSerializer(OpenObjectSerializer):
+    sessionId = IdField(max_length=128, allow_blank=False)
+    id = IdField(required=False, max_length=128)
+    telephonySessionId = IdField(required=False, max_length=128, allow_null=True)
+    direction = serializers.ChoiceField(choices=("Inbound", "Outbound"), required=False)
+    startTime = StartTimeField(required=False, allow_null=True)
+    duration = DurationField(required=False, allow_null=True)
+    result = text(max_length=64, allow_null=True)
+    customSubject = text(max_length=500, allow_null=True)
+    from_ = PartySerializer(required=False, allow_null=True)
+    to = PartySerializer(required=False, allow_null=True)
+    legs = serializers.ListField(child=LegSerializer(), required=False, allow_null=True)
+    recording = LinkSerializer(required=False, allow_null=True)
+    voicemail = LinkSerializer(required=False, allow_null=True)
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        fields = super().get_fields()
+        fields["from"] = fields.pop("from_")
+        return fields
 
 
 def _no_contact_when_zero(serializer: serializers.Serializer, attrs: dict[str, Any]) -> None:
@@ -209,7 +305,7 @@ _CALL_EXTRAS = (
 )
 
 
-class CallLogCreateInputSerializer(serializers.Serializer):
+class CallLogCreateInputSerializer(CachedFieldsSerializer):
     logInfo = CallLogRecordSerializer()
     contactId = IdField(required=False, allow_null=True)
     contactType = text(max_length=64, allow_null=True)
@@ -219,8 +315,8 @@ class CallLogCreateInputSerializer(serializers.Serializer):
     extensionNumber = IdField(required=False, max_length=32)
     hashedExtensionId = text(max_length=64)
     rcExtensionId = IdField(required=False, max_length=64)
-    ringSenseAIScore = serializers.JSONField(required=False)
-    overridingFormat = serializers.JSONField(required=False)
+    ringSenseAIScore = ObjectField(required=False, allow_null=True)
+    overridingFormat = serializers.JSONField(required=False, allow_null=True)
     aiNote = text(max_length=100_000, allow_null=True)
     transcript = text(max_length=1_000_000, allow_null=True)
     voicemailLink = text(max_length=2000, allow_null=True)
@@ -255,28 +351,35 @@ class CallLogCreateInputSerializer(serializers.Serializer):
         return attrs
 
 
-class CallLogLookupQuerySerializer(serializers.Serializer):
+class AccountContextQuerySerializer(CachedFieldsSerializer):
+    """`rcAccountId`: App Connect's hashed RingCentral account id, naming whose admin
+    settings apply."""
+
+    rcAccountId = serializers.CharField(required=False, allow_blank=True, max_length=64)
+
+
+class CallLogLookupQuerySerializer(CachedFieldsSerializer):
     sessionIds = serializers.CharField(max_length=2000)
     extensionNumber = serializers.CharField(required=False, allow_blank=True, max_length=32)
     hashedExtensionId = serializers.CharField(required=False, allow_blank=True, max_length=64)
     requireDetails = BooleanFlagField(required=False, default=False)
 
 
-class CallLogUpdateInputSerializer(serializers.Serializer):
-    sessionId = IdField(max_length=128)
+class CallLogUpdateInputSerializer(CachedFieldsSerializer):
+    sessionId = IdField(max_length=128, allow_blank=False)
     extensionNumber = IdField(required=False, max_length=32)
     hashedExtensionId = text(max_length=64)
     rcExtensionId = IdField(required=False, max_length=64)
     accountId = IdField(required=False, max_length=64)
     subject = text(max_length=500, allow_null=True)
     note = text(max_length=100_000, allow_null=True)
-    startTime = serializers.JSONField(required=False)
-    duration = serializers.JSONField(required=False)
+    startTime = StartTimeField(required=False, allow_null=True)
+    duration = DurationField(required=False, allow_null=True)
     result = text(max_length=64, allow_null=True)
     direction = serializers.ChoiceField(choices=("Inbound", "Outbound"), required=False, allow_null=True)
-    from_ = PartySerializer(required=False)
-    to = PartySerializer(required=False)
-    legs = serializers.ListField(child=ObjectField(), required=False, allow_null=True)
+    from_ = PartySerializer(required=False, allow_null=True)
+    to = PartySerializer(required=False, allow_null=True)
+    legs = serializers.ListField(child=LegSerializer(), required=False, allow_null=True)
     recordingLink = text(max_length=2000, allow_null=True)
     recordingDownloadLink = text(max_length=2000, allow_null=True)
     additionalSubmission = ObjectField(required=False, allow_null=True)
@@ -289,7 +392,7 @@ class CallLogUpdateInputSerializer(serializers.Serializer):
     ringSenseSummary = text(max_length=100_000, allow_null=True)
     ringSenseBulletedSummary = text(max_length=100_000, allow_null=True)
     ringSenseLink = text(max_length=2000, allow_null=True)
-    ringSenseAIScore = serializers.JSONField(required=False)
+    ringSenseAIScore = ObjectField(required=False, allow_null=True)
 
     extras_fields = CallLogCreateInputSerializer.extras_fields
 
@@ -298,12 +401,9 @@ class CallLogUpdateInputSerializer(serializers.Serializer):
         fields["from"] = fields.pop("from_")
         return fields
 
-    validate_duration = CallLogRecordSerializer.validate_duration
-    validate_startTime = CallLogRecordSerializer.validate_startTime
 
-
-class CallNoteCacheInputSerializer(serializers.Serializer):
-    sessionId = IdField(max_length=128)
+class CallNoteCacheInputSerializer(CachedFieldsSerializer):
+    sessionId = IdField(max_length=128, allow_blank=False)
     note = StrictCharField(allow_blank=True, trim_whitespace=False, max_length=100_000)
 
 
@@ -313,8 +413,15 @@ class MessageSerializer(OpenObjectSerializer):
     direction = serializers.ChoiceField(choices=("Inbound", "Outbound"), required=False)
     subject = text(max_length=100_000, allow_null=True)
     creationTime = text(max_length=64, allow_null=True)
-    attachments = serializers.ListField(child=ObjectField(), required=False)
+    attachments = serializers.ListField(child=AttachmentSerializer(), required=False, allow_null=True)
     conversationId = IdField(required=False, max_length=128, allow_null=True)
+    from_ = PartySerializer(required=False, allow_null=True)
+    to = serializers.ListField(child=PartySerializer(), required=False, allow_null=True)
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        fields = super().get_fields()
+        fields["from"] = fields.pop("from_")
+        return fields
 
 
 class CorrespondentSerializer(OpenObjectSerializer):
@@ -336,13 +443,13 @@ class MessageConversationSerializer(OpenObjectSerializer):
     rcAccessToken = text(max_length=4000, allow_null=True)
 
 
-class MessageLogCreateInputSerializer(serializers.Serializer):
+class MessageLogCreateInputSerializer(CachedFieldsSerializer):
     logInfo = MessageConversationSerializer()
     contactId = IdField(required=False, allow_null=True)
     contactType = text(max_length=64, allow_null=True)
     contactName = text(max_length=255, allow_null=True)
     additionalSubmission = ObjectField(required=False, allow_null=True)
-    overridingFormat = serializers.JSONField(required=False)
+    overridingFormat = serializers.JSONField(required=False, allow_null=True)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         _no_contact_when_zero(self, attrs)
@@ -357,50 +464,136 @@ class MessageLogCreateInputSerializer(serializers.Serializer):
         return attrs
 
 
+class StrictBooleanField(serializers.BooleanField):
+    """A JSON true or false, nothing else ("yes" or 1 are refused)."""
+
+    def to_internal_value(self, data: Any) -> bool:
+        if not isinstance(data, bool):
+            self.fail("invalid", input=data)
+        return data
+
+
+class UserSettingSerializer(OpenObjectSerializer):
+    """One entry of a settings map (App Connect's `UserSetting`)."""
+
+    value = serializers.JSONField(required=False, allow_null=True)
+    customizable = StrictBooleanField(required=False)
+    isCustomizable = StrictBooleanField(required=False)
+    isRemoved = StrictBooleanField(required=False)
+    defaultValue = serializers.JSONField(required=False, allow_null=True)
+    options = serializers.ListField(child=serializers.JSONField(allow_null=True), required=False)
+
+
 class SettingsMapField(serializers.DictField):
-    """A settings map: each key names a setting, each value is an object `{value, ...}`."""
+    """A settings map: each key names a setting, each value is a `UserSetting` object."""
 
-    child = ObjectField()
-
-    def to_internal_value(self, data: Any) -> dict[str, Any]:
-        if not isinstance(data, Mapping):
-            self.fail("not_a_dict", input_type=type(data).__name__)
-        for key in data:
-            if not isinstance(key, str) or not key or len(key) > 200:
-                raise serializers.ValidationError(
-                    "Setting keys must be non-empty strings of at most 200 characters."
-                )
-        return super().to_internal_value(data)
+    child = UserSettingSerializer()
 
 
-class UserSettingsUpdateInputSerializer(serializers.Serializer):
+class UserSettingsUpdateInputSerializer(CachedFieldsSerializer):
     userSettings = SettingsMapField(required=False, default=dict)
     settingKeysToRemove = serializers.ListField(
         child=StrictCharField(max_length=200), required=False, default=list
     )
 
 
-class AdminSettingsSerializer(serializers.Serializer):
-    userSettings = SettingsMapField()
+# A field of a placeholder-name template, or an escaped brace.
+_TEMPLATE_PART = r"\{phoneNumber\}|\{last4\}|\{\{|\}\}"
+
+
+def _value_schema(parameter: Parameter, contact_types: list[str]) -> dict[str, Any]:
+    """The JSON schema of one setting's `value`, as `Parameter.validate` checks it."""
+    kind = parameter.kind
+    if kind == SettingKind.BOOLEAN:
+        return {"type": "boolean"}
+    if kind == SettingKind.CHOICE:
+        return {"type": "string", "enum": list(parameter.choices)}
+    if kind == SettingKind.TEMPLATE:
+        return {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": PLACEHOLDER_NAME_MAX,
+            # a visible character or a field first, then text and {phoneNumber}/{last4} fields
+            "pattern": rf"^\s*(?:[^{{}}\s]|{_TEMPLATE_PART})(?:[^{{}}]|{_TEMPLATE_PART})*$",
+        }
+    if kind == SettingKind.CONTACT_TYPE:
+        return {"type": "string", "enum": ["", *contact_types]}
+    if kind == SettingKind.TEXT:
+        return {"type": "string", "maxLength": 200}
+    if kind == SettingKind.LIST:
+        return {"oneOf": [{"type": "array", "items": {"type": "string"}}, {"type": "string", "enum": [""]}]}
+    if kind == SettingKind.OBJECT:
+        return {"type": "object"}
+    return {}
+
+
+def _entry_schema(value: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "properties": {
+            "value": value,
+            "customizable": {"type": "boolean"},
+            "isCustomizable": {"type": "boolean"},
+            "isRemoved": {"type": "boolean"},
+            "defaultValue": {},
+            "options": {"type": "array", "items": {}},
+        },
+        "additionalProperties": True,
+    }
+
+
+def settings_map_schema(*, closed: bool) -> dict[str, Any]:
+    """A settings map's schema: every known setting typed; others open (a user's map) or
+    refused (an admin's, `closed`). Plugin keys (`plugin_*`) are accepted too, which an
+    OpenAPI 3.0 schema cannot state."""
+    from connector.crm.registry import crm_registry
+
+    contact_types = sorted(
+        {value for name in crm_registry.platforms() for value in crm_registry.get(name).contact_type_values()}
+    )
+    properties = {key: _entry_schema(_value_schema(p, contact_types)) for key, p in PARAMETERS.items()}
+    return {
+        "type": "object",
+        "properties": properties,
+        "additionalProperties": False if closed else _entry_schema({}),
+    }
+
+
+class AdminSettingsField(serializers.Field):
+    """`adminSettings`: exactly `{"userSettings": {...}}`, a map of known settings."""
+
+    default_error_messages = {"invalid": "Must be an object with userSettings only."}
 
     def to_internal_value(self, data: Any) -> dict[str, Any]:
-        if isinstance(data, Mapping):
-            unknown = sorted(set(data) - {"userSettings"})
-            if unknown:
-                raise serializers.ValidationError(
-                    {key: ["Not supported by this server; only userSettings is."] for key in unknown}
-                )
-        return super().to_internal_value(data)
+        if not isinstance(data, Mapping):
+            self.fail("invalid")
+        unknown = sorted(set(data) - {"userSettings"})
+        if unknown:
+            raise serializers.ValidationError(
+                {key: ["Not supported by this server; only userSettings is."] for key in unknown}
+            )
+        if "userSettings" not in data:
+            raise serializers.ValidationError({"userSettings": ["This field is required."]})
+        try:
+            return {"userSettings": _ADMIN_MAP.run_validation(data["userSettings"])}
+        except serializers.ValidationError as exc:
+            raise serializers.ValidationError({"userSettings": exc.detail}) from exc
+
+    def to_representation(self, value: Any) -> Any:
+        return value
 
 
-class AdminSettingsUpdateInputSerializer(serializers.Serializer):
-    adminSettings = AdminSettingsSerializer()
+_ADMIN_MAP = SettingsMapField()
+
+
+class AdminSettingsUpdateInputSerializer(CachedFieldsSerializer):
+    adminSettings = AdminSettingsField()
 
 
 # --- outputs -----------------------------------------------------------------------------
 
 
-class OmitNoneSerializer(serializers.Serializer):
+class OmitNoneSerializer(CachedFieldsSerializer):
     """Leaves out keys whose value is None (the peer's JSON omits undefined keys), except
     those named in `keep_none`, which the peer sends as null."""
 

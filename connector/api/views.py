@@ -8,6 +8,7 @@ docstring says so.
 
 from __future__ import annotations
 
+import re
 from typing import Any, ClassVar
 
 from django.http import HttpRequest, HttpResponse
@@ -18,6 +19,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from connector.api import schema  # noqa: F401  (registers the schema extensions)
 from connector.api import serializers as io
 from connector.api.authentication import (
     REFRESHED_TOKEN_HEADER,
@@ -73,20 +75,25 @@ from rules.selectors import (
 )
 from rules.services import account_ensure, admin_settings_apply, placeholder_contact_create_manual
 
-TEXT_400 = OpenApiResponse(OpenApiTypes.STR, description="Missing or invalid credentials (text/plain).")
-BAD_INPUT = OpenApiResponse(
+TEXT = OpenApiResponse(OpenApiTypes.STR, description="The peer's plain-text answer.")
+ERROR_JSON = OpenApiResponse(
     inline_serializer(
         "ErrorResponse",
         {
-            "successful": serializers.BooleanField(),
-            "returnMessage": serializers.JSONField(),
-            "errors": serializers.DictField(child=serializers.ListField(child=serializers.CharField())),
-            "error": serializers.CharField(),
+            "successful": serializers.BooleanField(required=False),
+            "returnMessage": serializers.JSONField(required=False),
+            "errors": serializers.DictField(
+                child=serializers.ListField(child=serializers.CharField()), required=False
+            ),
+            "error": serializers.CharField(required=False),
         },
     ),
-    description="Bad input (JSON naming the fields, with a returnMessage) or missing credentials (text).",
+    description="Bad input (naming the fields, with a returnMessage the client can show), or a "
+    "failure of something outside the request ({error}).",
 )
-REVOKED = OpenApiResponse(description="The CRM revoked the user's session: connect again.")
+# 400: missing or bad credentials are the peer's text; bad input is JSON.
+ERRORS_400 = {(400, "application/json"): ERROR_JSON, (400, "text/plain"): TEXT}
+REVOKED = {(401, "application/json"): ERROR_JSON}
 JWT_PARAM = OpenApiParameter(
     "jwtToken",
     str,
@@ -147,6 +154,10 @@ def _rc_account_headers(request: HttpRequest) -> str:
     return request.headers.get("rc-account-id", "")
 
 
+# RingCentral access tokens are printable ASCII without spaces.
+_RC_TOKEN = re.compile(r"[!-~]{1,4000}")
+
+
 def _rc_access_token(request: Request) -> str:
     """The caller's RingCentral token: `X-RC-Access-Token`, else `rcAccessToken` in the
     body or the query. A leading `Bearer ` is dropped."""
@@ -166,6 +177,10 @@ def _rc_extension(token: str) -> RcExtension:
     """Who a RingCentral token belongs to; RingCentral failures are 400 `{error}`."""
     if not token:
         raise ErrorObject("A RingCentral access token is required (X-RC-Access-Token).")
+    if not _RC_TOKEN.fullmatch(token):
+        # Not a token RingCentral could have issued; it would refuse it (and a header
+        # cannot carry such text anyway).
+        raise ErrorObject("Request failed with status code 401")
     try:
         return rc_extension_get(access_token=token)
     except RingCentralError as exc:
@@ -186,7 +201,7 @@ def _rc_admin(request: Request) -> RcExtension:
 class IsAliveApi(ConnectorApi):
     """GET /isAlive: `OK` in plain text; checks nothing, like the peer."""
 
-    @extend_schema(responses={200: OpenApiResponse(OpenApiTypes.STR, description="OK (text/plain)")})
+    @extend_schema(responses={(200, "text/plain"): OpenApiResponse(OpenApiTypes.STR, description="OK")})
     def get(self, request: Request) -> HttpResponse:
         return HttpResponse("OK", content_type="text/plain; charset=utf-8")
 
@@ -200,7 +215,7 @@ class CrmManifestApi(ConnectorApi):
 
     @extend_schema(
         parameters=[OpenApiParameter("platformName", str, required=False)],
-        responses={200: OpenApiTypes.OBJECT, 400: TEXT_400},
+        responses={200: OpenApiTypes.OBJECT, **ERRORS_400},
     )
     def get(self, request: Request) -> HttpResponse:
         name = request.query_params.get("platformName") or "default"
@@ -223,7 +238,7 @@ class ImplementedInterfacesApi(ConnectorApi):
 
     @extend_schema(
         parameters=[OpenApiParameter("platform", str, required=True)],
-        responses={200: OpenApiTypes.OBJECT, 400: BAD_INPUT},
+        responses={200: OpenApiTypes.OBJECT, **ERRORS_400},
     )
     def get(self, request: Request) -> HttpResponse:
         platform = request.query_params.get("platform")
@@ -249,7 +264,7 @@ class ApiKeyLoginApi(ConnectorApi):
                     "returnMessage": serializers.JSONField(),
                 },
             ),
-            400: BAD_INPUT,
+            **ERRORS_400,
         },
     )
     def post(self, request: Request) -> HttpResponse:
@@ -289,7 +304,7 @@ class AuthValidationApi(ConnectorApi):
 
     invalid_token_text = "Invalid JWT token"
 
-    @extend_schema(parameters=[JWT_PARAM], responses={200: OpenApiTypes.OBJECT, 400: TEXT_400})
+    @extend_schema(parameters=[JWT_PARAM], responses={200: OpenApiTypes.OBJECT, **ERRORS_400})
     def get(self, request: Request) -> HttpResponse:
         identity = self.require_identity()
         user = crm_user_get(user_id=identity.user_id, platform=identity.platform)
@@ -307,7 +322,7 @@ class UnauthorizeApi(ConnectorApi):
 
     invalid_token_text = "User not found"
 
-    @extend_schema(request=None, parameters=[JWT_PARAM], responses={200: OpenApiTypes.OBJECT, 400: TEXT_400})
+    @extend_schema(request=None, parameters=[JWT_PARAM], responses={200: OpenApiTypes.OBJECT, **ERRORS_400})
     def post(self, request: Request) -> HttpResponse:
         identity = self.require_identity()
         user = crm_user_get(user_id=identity.user_id)
@@ -334,7 +349,7 @@ class ContactLookupApi(ConnectorApi):
 
     @extend_schema(
         parameters=[io.ContactLookupQuerySerializer, JWT_PARAM],
-        responses={200: io.ContactListOutputSerializer, 400: BAD_INPUT, 401: REVOKED},
+        responses={200: io.ContactListOutputSerializer, **ERRORS_400, **REVOKED},
     )
     def get(self, request: Request) -> HttpResponse:
         identity = self.require_identity()
@@ -361,7 +376,7 @@ class ContactSearchApi(ConnectorApi):
 
     @extend_schema(
         parameters=[io.ContactSearchQuerySerializer, JWT_PARAM],
-        responses={200: io.ContactListOutputSerializer, 400: BAD_INPUT, 401: REVOKED},
+        responses={200: io.ContactListOutputSerializer, **ERRORS_400, **REVOKED},
     )
     def get(self, request: Request) -> HttpResponse:
         identity = self.require_identity()
@@ -389,7 +404,7 @@ class ContactCreateApi(ConnectorApi):
     @extend_schema(
         request=io.ContactCreateInputSerializer,
         parameters=[JWT_PARAM],
-        responses={200: io.ContactCreateOutputSerializer, 400: BAD_INPUT, 401: REVOKED},
+        responses={200: io.ContactCreateOutputSerializer, **ERRORS_400, **REVOKED},
     )
     def post(self, request: Request) -> HttpResponse:
         identity = self.require_identity()
@@ -442,7 +457,7 @@ class CallLogCreateApi(ConnectorApi):
     @extend_schema(
         request=io.CallLogCreateInputSerializer,
         parameters=[JWT_PARAM],
-        responses={200: io.CallLogCreateOutputSerializer, 400: BAD_INPUT, 401: REVOKED},
+        responses={200: io.CallLogCreateOutputSerializer, **ERRORS_400, **REVOKED},
     )
     def post(self, request: Request) -> HttpResponse:
         identity = self.require_identity()
@@ -482,7 +497,7 @@ class CallLogLookupApi(ConnectorApi):
 
     @extend_schema(
         parameters=[io.CallLogLookupQuerySerializer, JWT_PARAM],
-        responses={200: OpenApiTypes.OBJECT, 400: BAD_INPUT, 401: REVOKED},
+        responses={200: OpenApiTypes.OBJECT, **ERRORS_400, **REVOKED},
     )
     def get(self, request: Request) -> HttpResponse:
         identity = self.require_identity()
@@ -526,7 +541,7 @@ class CallLogUpdateApi(ConnectorApi):
     @extend_schema(
         request=io.CallLogUpdateInputSerializer,
         parameters=[JWT_PARAM],
-        responses={200: io.CallLogUpdateOutputSerializer, 400: BAD_INPUT, 401: REVOKED},
+        responses={200: io.CallLogUpdateOutputSerializer, **ERRORS_400, **REVOKED},
     )
     def patch(self, request: Request) -> HttpResponse:
         identity = self.require_identity()
@@ -570,7 +585,7 @@ class CallNoteCacheApi(ConnectorApi):
     @extend_schema(
         request=io.CallNoteCacheInputSerializer,
         parameters=[JWT_PARAM],
-        responses={200: OpenApiTypes.OBJECT, 400: BAD_INPUT},
+        responses={200: OpenApiTypes.OBJECT, **ERRORS_400},
     )
     def post(self, request: Request) -> HttpResponse:
         identity = self.require_identity()
@@ -592,7 +607,7 @@ class MessageLogCreateApi(ConnectorApi):
     @extend_schema(
         request=io.MessageLogCreateInputSerializer,
         parameters=[JWT_PARAM],
-        responses={200: io.MessageLogOutputSerializer, 400: BAD_INPUT, 401: REVOKED},
+        responses={200: io.MessageLogOutputSerializer, **ERRORS_400, **REVOKED},
     )
     def post(self, request: Request) -> HttpResponse:
         identity = self.require_identity()
@@ -625,14 +640,16 @@ class MessageLogCreateApi(ConnectorApi):
 def _admin_context(request: Request, user: CrmUser) -> Account | None:
     """The account whose admin settings apply: `rcAccountId` (App Connect's hashed id),
     else the RingCentral token's account, else the account the user is linked to."""
-    account_key = request.query_params.get("rcAccountId")
+    account_key = ConnectorApi.validated(io.AccountContextQuerySerializer, request.query_params.dict()).get(
+        "rcAccountId"
+    )
     if account_key:
         return account_get_by_key(account_key=account_key)
     token = _rc_access_token(request)
     if token:
         try:
-            extension = rc_extension_get(access_token=token)
-        except RingCentralError:
+            extension = _rc_extension(token)
+        except ErrorObject:
             extension = None  # the peer ignores a failed admin lookup here
         if extension is not None:
             return Account.objects.filter(rc_account_id=extension.account_id).first()
@@ -650,7 +667,7 @@ class UserSettingsApi(ConnectorApi):
 
     @extend_schema(
         parameters=[JWT_PARAM, OpenApiParameter("rcAccountId", str, required=False)],
-        responses={200: OpenApiTypes.OBJECT, 400: TEXT_400},
+        responses={200: OpenApiTypes.OBJECT, **ERRORS_400},
     )
     def get(self, request: Request) -> HttpResponse:
         identity = self.require_identity()
@@ -665,7 +682,7 @@ class UserSettingsApi(ConnectorApi):
     @extend_schema(
         request=io.UserSettingsUpdateInputSerializer,
         parameters=[JWT_PARAM],
-        responses={200: OpenApiTypes.OBJECT, 400: BAD_INPUT},
+        responses={200: OpenApiTypes.OBJECT, **ERRORS_400},
     )
     def post(self, request: Request) -> HttpResponse:
         identity = self.require_identity(invalid_text="Unknown platform")
@@ -690,10 +707,10 @@ class UserPreloadSettingsApi(ConnectorApi):
 
     @extend_schema(
         parameters=[OpenApiParameter("rcAccountId", str, required=False)],
-        responses={200: OpenApiTypes.OBJECT, 400: BAD_INPUT},
+        responses={200: OpenApiTypes.OBJECT, **ERRORS_400},
     )
     def get(self, request: Request) -> HttpResponse:
-        account_key = request.query_params.get("rcAccountId")
+        account_key = self.query(io.AccountContextQuerySerializer).get("rcAccountId")
         token = _rc_access_token(request)
         if account_key:
             account = account_get_by_key(account_key=account_key)
@@ -717,7 +734,7 @@ class AdminSettingsApi(ConnectorApi):
 
     @extend_schema(
         parameters=[JWT_PARAM],
-        responses={200: OpenApiTypes.OBJECT, 400: BAD_INPUT, 403: TEXT_400},
+        responses={200: OpenApiTypes.OBJECT, **ERRORS_400, (403, "text/plain"): TEXT},
     )
     def get(self, request: Request) -> HttpResponse:
         identity = self.require_identity()
@@ -740,9 +757,9 @@ class AdminSettingsApi(ConnectorApi):
     @extend_schema(
         request=io.AdminSettingsUpdateInputSerializer,
         responses={
-            200: OpenApiResponse(OpenApiTypes.STR, description="Admin settings updated"),
-            400: BAD_INPUT,
-            403: TEXT_400,
+            (200, "text/html"): OpenApiResponse(OpenApiTypes.STR, description="Admin settings updated"),
+            **ERRORS_400,
+            (403, "text/plain"): TEXT,
         },
     )
     def post(self, request: Request) -> HttpResponse:
