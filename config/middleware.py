@@ -11,11 +11,10 @@ from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse
 
+from config.handlers import is_api_path
+
 ALLOWED_METHODS = "GET, POST, PATCH, PUT, DELETE"
 EXPOSED_HEADERS = "x-refreshed-jwt-token"
-EXCLUDED_PREFIXES = ("/admin/",)
-# App Connect's own route under /admin/.
-API_UNDER_ADMIN = frozenset({"/admin/settings"})
 
 
 class ApiCorsMiddleware:
@@ -25,7 +24,7 @@ class ApiCorsMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        if request.path.startswith(EXCLUDED_PREFIXES) and request.path not in API_UNDER_ADMIN:
+        if not is_api_path(request.path):
             return self.get_response(request)
         if request.method == "OPTIONS" and "HTTP_ACCESS_CONTROL_REQUEST_METHOD" in request.META:
             response = HttpResponse(status=204)

@@ -56,9 +56,14 @@ class CrmUser(models.Model):
     def platform_additional_info(self, value: dict[str, Any]) -> None:
         self.platform_additional_info_json = json.dumps(value) if value else ""
 
+    # Set by connector.selectors.crm_user_get, which reads it without decrypting anything.
+    has_access_token: bool | None = None
+
     @property
     def is_connected(self) -> bool:
         """True while the user holds CRM credentials (the peer checks `accessToken`)."""
+        if self.has_access_token is not None and "access_token" in self.get_deferred_fields():
+            return self.has_access_token
         return bool(self.access_token)
 
 

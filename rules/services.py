@@ -14,11 +14,12 @@ from datetime import timedelta
 from typing import Any
 
 from django.core.cache import cache
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from connector.crm.base import CrmClient, CrmError, JsonDict, LogContact
 from connector.crm.registry import crm_registry
+from connector.db import insert_returning_pk, with_defaults
 from connector.exceptions import InvalidInput, details_text, return_message
 from connector.models import CrmUser
 from connector.services import contact_create, crm_failure_message, real_contacts
@@ -256,16 +257,23 @@ def _scope_key(user: CrmUser, account: Account | None) -> str:
 
 
 def placeholder_find_by_contact(*, user: CrmUser, contact_id: str) -> PlaceholderContact | None:
-    """The placeholder record of a CRM contact on the user's platform, if it is one."""
+    """The placeholder record of a CRM contact on the user's platform, if it is one.
+
+    Runs for every call logged against a named contact, so it is one hand-written
+    statement (bench/profile.py: the ORM's query building cost more than the query);
+    the record comes back with its id only, which is what a log links to.
+    """
     if not contact_id:
         return None
-    return (
-        PlaceholderContact.objects.filter(
-            platform=user.platform, contact_id=contact_id, status=PlaceholderStatus.READY
-        )
-        .order_by("id")
-        .first()
+    table = connection.ops.quote_name(PlaceholderContact._meta.db_table)
+    sql = (
+        f"SELECT id FROM {table} WHERE platform = %s AND contact_id = %s AND status = %s"  # noqa: S608
+        " ORDER BY id LIMIT 1"
     )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [user.platform, contact_id, PlaceholderStatus.READY.value])
+        row = cursor.fetchone()
+    return PlaceholderContact(pk=row[0]) if row else None
 
 
 def _placeholder_name_and_type(
@@ -506,18 +514,25 @@ def placeholder_contact_create_manual(
     )
     if result.contact is not None and result.contact.get("id"):
         account = account_get_for_user(user=user)
-        PlaceholderContact.objects.create(
-            scope_key=_scope_key(user, account),
-            account=account,
-            platform=user.platform,
-            phone_number=phone_number,
-            created_by=user,
-            decided_by=DecidedBy.USER,
-            contact_id=str(result.contact["id"])[:255],
-            contact_name=str(result.contact.get("name") or name)[:255],
-            contact_type=str(result.contact.get("type") or contact_type)[:64],
-            status=PlaceholderStatus.READY,
-            attempts=1,
+        # One hand-written INSERT: this runs on every "Create new contact..." (bench/profile.py).
+        insert_returning_pk(
+            PlaceholderContact,
+            with_defaults(
+                PlaceholderContact,
+                {
+                    "scope_key": _scope_key(user, account),
+                    "account": account.pk if account else None,
+                    "platform": user.platform,
+                    "phone_number": phone_number,
+                    "created_by": user.pk,
+                    "decided_by": DecidedBy.USER,
+                    "contact_id": str(result.contact["id"])[:255],
+                    "contact_name": str(result.contact.get("name") or name)[:255],
+                    "contact_type": str(result.contact.get("type") or contact_type)[:64],
+                    "status": PlaceholderStatus.READY,
+                    "attempts": 1,
+                },
+            ),
         )
     return result.contact, result.return_message
 

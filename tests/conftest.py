@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from django.test import Client
 
+from config.handlers import ApiClientHandler
 from connector.api.authentication import jwt_encode
 from connector.models import CrmUser
 from connector.services import builtin_api_key_create, crm_user_login_with_api_key
@@ -19,6 +20,8 @@ class ApiClient:
 
     def __init__(self, token: str | None = None) -> None:
         self.client = Client()
+        # API paths run on the production API pipeline (config/handlers.py).
+        self.client.handler = ApiClientHandler(enforce_csrf_checks=False)
         self.token = token
 
     def _headers(self, headers: dict[str, str] | None) -> dict[str, str]:

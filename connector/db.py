@@ -1,0 +1,150 @@
+"""Hand-written SQL for the hot path of the unknown-caller flow, in one place.
+
+Through the ORM, building an INSERT or UPDATE cost more CPU than the database spent running
+it (about 0.5 ms each; bench/profile.py, ../shared/perf.md), and the flow writes several
+rows per request. These helpers build the same statements directly, with each value
+prepared by its model field (`get_db_prep_save`), so encodings, JSON and time zones stay
+exactly as the ORM writes them, on PostgreSQL and SQLite alike. Everything else uses the
+ORM.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from django.db import connection, transaction
+from django.db.models import Model
+from django.utils import timezone
+
+
+def _table(model: type[Model]) -> str:
+    return connection.ops.quote_name(model._meta.db_table)
+
+
+def _columns(model: type[Model], values: dict[str, Any]) -> tuple[list[str], list[Any]]:
+    """Quoted columns and prepared parameters for `values` (field name -> Python value).
+
+    None values are left out, so the column takes NULL without a typed parameter (in an
+    INSERT ... SELECT PostgreSQL would read an untyped NULL as text).
+    """
+    columns, params = [], []
+    for name, value in values.items():
+        if value is None:
+            continue
+        field = model._meta.get_field(name)
+        columns.append(connection.ops.quote_name(field.column))
+        params.append(field.get_db_prep_save(value, connection))
+    return columns, params
+
+
+def with_defaults(model: type[Model], values: dict[str, Any]) -> dict[str, Any]:
+    """`values` completed with each other field's default, as `Model.objects.create` would
+    (`auto_now`/`auto_now_add` timestamps set to now)."""
+    now = timezone.now()
+    row = dict(values)
+    for field in model._meta.concrete_fields:
+        if field.primary_key or field.name in row:
+            continue
+        if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
+            row[field.name] = now
+        else:
+            row[field.name] = field.get_default()
+    return row
+
+
+def insert_returning_pk(
+    model: type[Model],
+    values: dict[str, Any],
+    *,
+    condition: str = "",
+    condition_params: Sequence[Any] = (),
+    ignore_conflicts: bool = False,
+) -> int | None:
+    """Insert one row and return its primary key, in one statement.
+
+    `condition` (SQL after WHERE) makes the insert conditional; `ignore_conflicts` makes a
+    unique-constraint conflict insert nothing. Either way, None means no row was inserted.
+    """
+    columns, params = _columns(model, values)
+    placeholders = ", ".join(["%s"] * len(params))
+    sql = f"INSERT INTO {_table(model)} ({', '.join(columns)}) SELECT {placeholders}"
+    if condition:
+        sql += f" WHERE {condition}"
+        params.extend(condition_params)
+    elif ignore_conflicts:
+        sql += " WHERE 1 = 1"  # SQLite needs a WHERE before ON CONFLICT in INSERT ... SELECT
+    if ignore_conflicts:
+        sql += " ON CONFLICT DO NOTHING"
+    sql += f" RETURNING {connection.ops.quote_name(model._meta.pk.column)}"
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    return row[0] if row else None
+
+
+def insert_parent_and_child(
+    parent: type[Model],
+    values: dict[str, Any],
+    child: type[Model],
+    child_values: dict[str, Any],
+    *,
+    link: str,
+) -> int:
+    """Insert a row and one child row pointing at it (`link` is the child's foreign key);
+    return the parent's primary key. All or nothing.
+
+    On PostgreSQL this is one statement (a data-modifying CTE: one round trip, one commit);
+    elsewhere two inserts in a transaction.
+    """
+    if connection.vendor != "postgresql":
+        with transaction.atomic():
+            pk = insert_returning_pk(parent, values)
+            insert_many(child, [{**child_values, link: pk}])
+        return pk  # type: ignore[return-value]
+    columns, params = _columns(parent, values)
+    child_columns, child_params = _columns(child, child_values)
+    parent_pk = connection.ops.quote_name(parent._meta.pk.column)
+    link_column = connection.ops.quote_name(child._meta.get_field(link).column)
+    sql = (
+        f"WITH parent AS (INSERT INTO {_table(parent)} ({', '.join(columns)})"  # noqa: S608
+        f" VALUES ({', '.join(['%s'] * len(params))}) RETURNING {parent_pk})"
+        f" INSERT INTO {_table(child)} ({link_column}, {', '.join(child_columns)})"
+        f" SELECT {parent_pk}, {', '.join(['%s'] * len(child_params))} FROM parent RETURNING {link_column}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*params, *child_params])
+        return cursor.fetchone()[0]
+
+
+def insert_many(model: type[Model], rows: Sequence[dict[str, Any]]) -> None:
+    """Insert rows that all set the same fields, in one statement."""
+    if not rows:
+        return
+    names = list(rows[0])
+    fields = [model._meta.get_field(name) for name in names]
+    columns = ", ".join(connection.ops.quote_name(field.column) for field in fields)
+    row_sql = "(" + ", ".join(["%s"] * len(fields)) + ")"
+    params = [field.get_db_prep_save(row[field.name], connection) for row in rows for field in fields]
+    sql = f"INSERT INTO {_table(model)} ({columns}) VALUES {', '.join([row_sql] * len(rows))}"  # noqa: S608
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+
+
+def update_by_pk(model: type[Model], pk: Any, values: dict[str, Any], *, increment: str = "") -> int:
+    """Update one row by primary key (None values are written as NULL); `increment` names
+    an integer field to add one to. Returns the number of rows updated."""
+    assignments, params = [], []
+    for name, value in values.items():
+        field = model._meta.get_field(name)
+        assignments.append(f"{connection.ops.quote_name(field.column)} = %s")
+        params.append(field.get_db_prep_save(value, connection) if value is not None else None)
+    if increment:
+        column = connection.ops.quote_name(model._meta.get_field(increment).column)
+        assignments.append(f"{column} = {column} + 1")
+    pk_column = connection.ops.quote_name(model._meta.pk.column)
+    sql = f"UPDATE {_table(model)} SET {', '.join(assignments)} WHERE {pk_column} = %s"  # noqa: S608
+    params.append(pk)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.rowcount
