@@ -13,6 +13,7 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from connector.conf import connector_settings
 from connector.models import (
     BuiltinActivity,
     BuiltinApiKey,
@@ -26,7 +27,7 @@ from connector.utils import InvalidPhoneNumber, phone_number_normalize
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
-    """Viewing only: no add, change or delete."""
+    """Viewing only: no add, change or delete (the history screens of every app use it)."""
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -36,6 +37,19 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+class PlatformListFilter(admin.SimpleListFilter):
+    """The configured CRM platforms (no query: read from settings)."""
+
+    title = "platform"
+    parameter_name = "platform"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [(name, name) for name in connector_settings.PLATFORMS]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        return queryset.filter(platform=self.value()) if self.value() else queryset
 
 
 @admin.register(CrmUser)

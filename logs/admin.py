@@ -27,7 +27,7 @@ from import_export.admin import ExportMixin
 from import_export.formats.base_formats import CSV
 
 from config.logging import redact
-from connector.conf import connector_settings
+from connector.admin import PlatformListFilter, ReadOnlyAdmin
 from logs.choices import DecidedBy
 from logs.models import CallLog, LogEvent, MessageLog
 from logs.resources import CallLogResource, LogEventResource, MessageLogResource
@@ -66,19 +66,6 @@ class AccountListFilter(admin.SimpleListFilter):
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
         return queryset.filter(user__rc_account_id=self.value()) if self.value() else queryset
-
-
-class PlatformListFilter(admin.SimpleListFilter):
-    """The configured CRM platforms (no query: read from settings)."""
-
-    title = "platform"
-    parameter_name = "platform"
-
-    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        return [(name, name) for name in connector_settings.PLATFORMS]
-
-    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
-        return queryset.filter(platform=self.value()) if self.value() else queryset
 
 
 class PlaceholderListFilter(admin.SimpleListFilter):
@@ -137,17 +124,8 @@ def _detail_text(detail: dict[str, Any]) -> str:
     return redact("; ".join(parts))
 
 
-class HistoryAdmin(admin.ModelAdmin):
+class HistoryAdmin(ReadOnlyAdmin):
     """Viewing only: history is never added, changed or deleted through the admin."""
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 class TimelineInline(admin.TabularInline):

@@ -87,6 +87,13 @@ _OUTCOME_EVENTS = {
 }
 
 
+def _given_contact(contact_id: str, phone_number: str, contact_type: str, name: str) -> LogContact | None:
+    """The contact a request (or a user's earlier choice) names, if any: the manual flow."""
+    if not contact_id:
+        return None
+    return LogContact(id=contact_id, phone_number=phone_number, type=contact_type, name=name)
+
+
 def _decision_event(decision: ContactDecision) -> tuple[str, str, JsonDict]:
     detail: JsonDict = {"outcome": decision.outcome.value, **decision.snapshot}
     if decision.contact is not None:
@@ -311,16 +318,7 @@ def _call_log_run(
     events: list[tuple[str, str, JsonDict]],
 ) -> LogOutcome:
     """Decide the contact, create the CRM activity and record the outcome on `log`."""
-    given = (
-        LogContact(
-            id=request.contact_id,
-            phone_number=request.raw_number,
-            type=request.contact_type,
-            name=request.contact_name,
-        )
-        if request.contact_id
-        else None
-    )
+    given = _given_contact(request.contact_id, request.raw_number, request.contact_type, request.contact_name)
     decision = contact_decide(
         user=user,
         client=client,
@@ -679,16 +677,7 @@ def message_log_create(*, user_id: str, request: MessageLogRequest) -> LogOutcom
     if user is None or not user.is_connected:
         return LogOutcome(successful=False, return_message=return_message("Contact not found"))
     client = crm_registry.get(user.platform)
-    given = (
-        LogContact(
-            id=request.contact_id,
-            phone_number=request.raw_number,
-            type=request.contact_type,
-            name=request.contact_name,
-        )
-        if request.contact_id
-        else None
-    )
+    given = _given_contact(request.contact_id, request.raw_number, request.contact_type, request.contact_name)
     decision = contact_decide(
         user=user,
         client=client,
@@ -971,10 +960,8 @@ def message_log_retry(*, log: MessageLog) -> LogOutcome:
         )
     ]
     given = (
-        LogContact(
-            id=row.contact_id, phone_number=row.phone_number, type=row.contact_type, name=row.contact_name
-        )
-        if row.decided_by == DecidedBy.USER and row.contact_id
+        _given_contact(row.contact_id, row.phone_number, row.contact_type, row.contact_name)
+        if row.decided_by == DecidedBy.USER
         else None
     )
     decision = contact_decide(

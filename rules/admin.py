@@ -24,7 +24,7 @@ from import_export.formats.base_formats import CSV
 from simple_history.admin import SimpleHistoryAdmin
 
 from config.logging import redact
-from connector.conf import connector_settings
+from connector.admin import PlatformListFilter, ReadOnlyAdmin
 from connector.models import CrmUser
 from connector.utils import InvalidPhoneNumber, phone_number_normalize
 from rules.models import Account, PlaceholderContact, PlaceholderNameTemplate, RuleSetting
@@ -230,19 +230,8 @@ class CreatedByListFilter(admin.SimpleListFilter):
         return queryset.filter(created_by_id=self.value()) if self.value() else queryset
 
 
-class PlaceholderPlatformListFilter(admin.SimpleListFilter):
-    title = "platform"
-    parameter_name = "platform"
-
-    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        return [(name, name) for name in connector_settings.PLATFORMS]
-
-    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
-        return queryset.filter(platform=self.value()) if self.value() else queryset
-
-
 @admin.register(PlaceholderContact)
-class PlaceholderContactAdmin(ExportMixin, admin.ModelAdmin):
+class PlaceholderContactAdmin(ExportMixin, ReadOnlyAdmin):
     """The placeholder registry, read-only: rows are history. Exports the filtered list as CSV."""
 
     resource_classes = [PlaceholderContactResource]
@@ -266,7 +255,7 @@ class PlaceholderContactAdmin(ExportMixin, admin.ModelAdmin):
         ("created_at", admin.DateFieldListFilter),
         "decided_by",
         "status",
-        PlaceholderPlatformListFilter,
+        PlatformListFilter,
         "account",
         CreatedByListFilter,
     )
@@ -331,12 +320,3 @@ class PlaceholderContactAdmin(ExportMixin, admin.ModelAdmin):
         if not obj.rule_snapshot:
             return "-"
         return format_html("<pre>{}</pre>", redact(json.dumps(obj.rule_snapshot, indent=2, sort_keys=True)))
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False

@@ -39,6 +39,13 @@ class CachedFieldsSerializer(serializers.Serializer):
 
     _shared_fields: ClassVar[BindingDict | None] = None
 
+    def get_fields(self) -> dict[str, serializers.Field]:
+        fields = super().get_fields()
+        # `from` is a Python keyword: such fields are declared as `from_`.
+        if "from_" in fields:
+            fields["from"] = fields.pop("from_")
+        return fields
+
     @property
     def fields(self) -> BindingDict:  # type: ignore[override]
         cls = type(self)
@@ -223,11 +230,6 @@ class LegSerializer(OpenObjectSerializer):
     legType = text(max_length=64, allow_null=True)
     duration = serializers.JSONField(required=False, allow_null=True)
 
-    def get_fields(self) -> dict[str, serializers.Field]:
-        fields = super().get_fields()
-        fields["from"] = fields.pop("from_")
-        return fields
-
 
 @extend_schema_field(
     {
@@ -279,11 +281,6 @@ class CallLogRecordSerializer(OpenObjectSerializer):
     legs = serializers.ListField(child=LegSerializer(), required=False, allow_null=True)
     recording = LinkSerializer(required=False, allow_null=True)
     voicemail = LinkSerializer(required=False, allow_null=True)
-
-    def get_fields(self) -> dict[str, serializers.Field]:
-        fields = super().get_fields()
-        fields["from"] = fields.pop("from_")
-        return fields
 
 
 def _no_contact_when_zero(serializer: serializers.Serializer, attrs: dict[str, Any]) -> None:
@@ -396,11 +393,6 @@ class CallLogUpdateInputSerializer(CachedFieldsSerializer):
 
     extras_fields = CallLogCreateInputSerializer.extras_fields
 
-    def get_fields(self) -> dict[str, serializers.Field]:
-        fields = super().get_fields()
-        fields["from"] = fields.pop("from_")
-        return fields
-
 
 class CallNoteCacheInputSerializer(CachedFieldsSerializer):
     sessionId = IdField(max_length=128, allow_blank=False)
@@ -417,11 +409,6 @@ class MessageSerializer(OpenObjectSerializer):
     conversationId = IdField(required=False, max_length=128, allow_null=True)
     from_ = PartySerializer(required=False, allow_null=True)
     to = serializers.ListField(child=PartySerializer(), required=False, allow_null=True)
-
-    def get_fields(self) -> dict[str, serializers.Field]:
-        fields = super().get_fields()
-        fields["from"] = fields.pop("from_")
-        return fields
 
 
 class CorrespondentSerializer(OpenObjectSerializer):
