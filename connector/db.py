@@ -117,23 +117,16 @@ def insert_parent_and_child(
         return cursor.fetchone()[0]
 
 
-def insert_many(model: type[Model], rows: Sequence[dict[str, Any]]) -> None:
-    """Insert rows that all set the same fields, in one statement."""
-    if not rows:
-        return
+def _insert_many_sql(model: type[Model], rows: Sequence[dict[str, Any]]) -> tuple[str, list[Any]]:
     names = list(rows[0])
     fields = [model._meta.get_field(name) for name in names]
     columns = ", ".join(connection.ops.quote_name(field.column) for field in fields)
     row_sql = "(" + ", ".join(["%s"] * len(fields)) + ")"
     params = [field.get_db_prep_save(row[field.name], connection) for row in rows for field in fields]
-    sql = f"INSERT INTO {_table(model)} ({columns}) VALUES {', '.join([row_sql] * len(rows))}"  # noqa: S608
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+    return f"INSERT INTO {_table(model)} ({columns}) VALUES {', '.join([row_sql] * len(rows))}", params  # noqa: S608
 
 
-def update_by_pk(model: type[Model], pk: Any, values: dict[str, Any], *, increment: str = "") -> int:
-    """Update one row by primary key (None values are written as NULL); `increment` names
-    an integer field to add one to. Returns the number of rows updated."""
+def _update_sql(model: type[Model], pk: Any, values: dict[str, Any], increment: str) -> tuple[str, list[Any]]:
     assignments, params = [], []
     for name, value in values.items():
         field = model._meta.get_field(name)
@@ -143,8 +136,52 @@ def update_by_pk(model: type[Model], pk: Any, values: dict[str, Any], *, increme
         column = connection.ops.quote_name(model._meta.get_field(increment).column)
         assignments.append(f"{column} = {column} + 1")
     pk_column = connection.ops.quote_name(model._meta.pk.column)
-    sql = f"UPDATE {_table(model)} SET {', '.join(assignments)} WHERE {pk_column} = %s"  # noqa: S608
     params.append(pk)
+    return f"UPDATE {_table(model)} SET {', '.join(assignments)} WHERE {pk_column} = %s", params  # noqa: S608
+
+
+def insert_many(model: type[Model], rows: Sequence[dict[str, Any]]) -> None:
+    """Insert rows that all set the same fields, in one statement."""
+    if not rows:
+        return
+    sql, params = _insert_many_sql(model, rows)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+
+
+def update_by_pk(model: type[Model], pk: Any, values: dict[str, Any], *, increment: str = "") -> int:
+    """Update one row by primary key (None values are written as NULL); `increment` names
+    an integer field to add one to. Returns the number of rows updated."""
+    sql, params = _update_sql(model, pk, values, increment)
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.rowcount
+
+
+def update_and_insert(
+    model: type[Model],
+    pk: Any,
+    values: dict[str, Any],
+    *,
+    increment: str = "",
+    rows_model: type[Model],
+    rows: Sequence[dict[str, Any]],
+) -> None:
+    """Update one row and insert rows of another table, all or nothing.
+
+    On PostgreSQL one statement (the UPDATE in a CTE: one round trip, one commit, no BEGIN
+    and COMMIT of their own); elsewhere both in a transaction.
+    """
+    update_sql, update_params = _update_sql(model, pk, values, increment)
+    if not rows:
+        with connection.cursor() as cursor:
+            cursor.execute(update_sql, update_params)
+        return
+    insert_sql, insert_params = _insert_many_sql(rows_model, rows)
+    if connection.vendor != "postgresql":
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(update_sql, update_params)
+            cursor.execute(insert_sql, insert_params)
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(f"WITH updated AS ({update_sql}) {insert_sql}", [*update_params, *insert_params])

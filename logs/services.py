@@ -29,7 +29,7 @@ from connector.crm.base import (
     MessageLogInput,
 )
 from connector.crm.registry import crm_registry
-from connector.db import insert_many, insert_returning_pk, update_by_pk, with_defaults
+from connector.db import insert_many, insert_returning_pk, update_and_insert, with_defaults
 from connector.exceptions import return_message
 from connector.models import CrmUser
 from connector.selectors import crm_user_get
@@ -102,25 +102,25 @@ def _decision_event(decision: ContactDecision) -> tuple[str, str, JsonDict]:
     return _OUTCOME_EVENTS[decision.outcome], decision.decided_by, detail
 
 
+def _event_rows(log: CallLog | MessageLog, entries: list[tuple[str, str, JsonDict]]) -> list[JsonDict]:
+    is_call = isinstance(log, CallLog)
+    now = timezone.now()
+    return [
+        {
+            "call_log": log.pk if is_call else None,
+            "message_log": None if is_call else log.pk,
+            "kind": kind,
+            "decided_by": by,
+            "detail": detail,
+            "created_at": now,
+        }
+        for kind, by, detail in entries
+    ]
+
+
 def _events_record(*, log: CallLog | MessageLog, entries: list[tuple[str, str, JsonDict]]) -> None:
     """Append events to a log's trail."""
-    call_log = log if isinstance(log, CallLog) else None
-    message_log = log if isinstance(log, MessageLog) else None
-    now = timezone.now()
-    insert_many(
-        LogEvent,
-        [
-            {
-                "call_log": call_log.pk if call_log else None,
-                "message_log": message_log.pk if message_log else None,
-                "kind": kind,
-                "decided_by": by,
-                "detail": detail,
-                "created_at": now,
-            }
-            for kind, by, detail in entries
-        ],
-    )
+    insert_many(LogEvent, _event_rows(log, entries))
 
 
 # --- call logs ---------------------------------------------------------------------------
@@ -285,15 +285,15 @@ def _log_finish(
     log: CallLog | MessageLog, *, status: str, events: list[tuple[str, str, JsonDict]], **values: Any
 ) -> None:
     """Record a log's outcome (status, one more attempt, the decision and CRM fields) and
-    its events, in one transaction: one commit instead of two on the hot path."""
-    with transaction.atomic():
-        update_by_pk(
-            type(log),
-            log.pk,
-            {"status": status, "updated_at": timezone.now(), **values},
-            increment="attempts",
-        )
-        _events_record(log=log, entries=events)
+    its events, all or nothing (one statement on PostgreSQL)."""
+    update_and_insert(
+        type(log),
+        log.pk,
+        {"status": status, "updated_at": timezone.now(), **values},
+        increment="attempts",
+        rows_model=LogEvent,
+        rows=_event_rows(log, events),
+    )
 
 
 def _decision_fields(decision: ContactDecision) -> JsonDict:
