@@ -124,6 +124,27 @@ def _detail_text(detail: dict[str, Any]) -> str:
     return redact("; ".join(parts))
 
 
+# The parts of a log's detail page that calls and messages share.
+CONTACT_FIELDSET = (
+    "Contact",
+    {
+        "fields": (
+            "contact_id",
+            "contact_name",
+            "contact_type",
+            "contact_is_placeholder",
+            "placeholder",
+            "decided_by",
+            "decision_json",
+        )
+    },
+)
+OUTCOME_FIELDSET = (
+    "Outcome",
+    {"fields": ("status", "attempts", "last_error_text", "crm_log_id", "created_at", "updated_at")},
+)
+
+
 class HistoryAdmin(ReadOnlyAdmin):
     """Viewing only: history is never added, changed or deleted through the admin."""
 
@@ -308,24 +329,8 @@ class CallLogAdmin(LogHistoryAdmin):
             },
         ),
         ("Who", {"fields": ("user", "platform", "account", "extension_number", "hashed_extension_id")}),
-        (
-            "Contact",
-            {
-                "fields": (
-                    "contact_id",
-                    "contact_name",
-                    "contact_type",
-                    "contact_is_placeholder",
-                    "placeholder",
-                    "decided_by",
-                    "decision_json",
-                )
-            },
-        ),
-        (
-            "Outcome",
-            {"fields": ("status", "attempts", "last_error_text", "crm_log_id", "created_at", "updated_at")},
-        ),
+        CONTACT_FIELDSET,
+        OUTCOME_FIELDSET,
     )
     readonly_fields = (
         "account",
@@ -432,24 +437,8 @@ class MessageLogAdmin(LogHistoryAdmin):
             },
         ),
         ("Who", {"fields": ("user", "platform", "account")}),
-        (
-            "Contact",
-            {
-                "fields": (
-                    "contact_id",
-                    "contact_name",
-                    "contact_type",
-                    "contact_is_placeholder",
-                    "placeholder",
-                    "decided_by",
-                    "decision_json",
-                )
-            },
-        ),
-        (
-            "Outcome",
-            {"fields": ("status", "attempts", "last_error_text", "crm_log_id", "created_at", "updated_at")},
-        ),
+        CONTACT_FIELDSET,
+        OUTCOME_FIELDSET,
     )
     readonly_fields = (
         "account",

@@ -58,7 +58,7 @@ def auditor(transactional_db: None) -> User:
 @pytest.fixture
 def playwright(transactional_db: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Playwright]:
     if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} is missing: install Debian's chromium (scripts/test.sh does, as root)")
+        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (scripts/test.sh does, as root)")
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     driver = sync_playwright().start()
     yield driver
