@@ -756,24 +756,41 @@ def message_log_create(*, user_id: str, request: MessageLogRequest) -> LogOutcom
                 log_ids=log_ids,
             )
         last_message = returned_message
-        if not crm_log_id:
-            error = (returned_message or {}).get("message") or "The CRM created no log."
-            events.append((EventKind.CRM_FAILED, "", {"error": error}))
-            _log_finish(
-                row, status=LogStatus.FAILED, last_error=error, **_decision_fields(decision), events=events
-            )
+        if not _crm_result_record(
+            row, decision=decision, events=events, crm_log_id=crm_log_id, returned=returned_message
+        ):
             return LogOutcome(successful=False, return_message=returned_message, log_ids=log_ids)
-        events.append((EventKind.CRM_LOGGED, "", {"crmLogId": crm_log_id}))
-        _log_finish(
-            row,
-            status=LogStatus.LOGGED,
-            crm_log_id=crm_log_id[:255],
-            last_error="",
-            **_decision_fields(decision),
-            events=events,
-        )
         log_ids.append(message_id)
     return LogOutcome(successful=True, log_ids=log_ids, return_message=last_message)
+
+
+def _crm_result_record(
+    row: MessageLog,
+    *,
+    decision: ContactDecision,
+    events: list[tuple[str, str, JsonDict]],
+    crm_log_id: str,
+    returned: JsonDict | None,
+) -> bool:
+    """Record what the CRM answered for a claimed message: logged under its CRM id, or
+    failed when it created nothing. Returns whether the message was logged."""
+    if not crm_log_id:
+        error = (returned or {}).get("message") or "The CRM created no log."
+        events.append((EventKind.CRM_FAILED, "", {"error": error}))
+        _log_finish(
+            row, status=LogStatus.FAILED, last_error=error, **_decision_fields(decision), events=events
+        )
+        return False
+    events.append((EventKind.CRM_LOGGED, "", {"crmLogId": crm_log_id}))
+    _log_finish(
+        row,
+        status=LogStatus.LOGGED,
+        crm_log_id=crm_log_id[:255],
+        last_error="",
+        **_decision_fields(decision),
+        events=events,
+    )
+    return True
 
 
 def _conversation_crm_log_id(*, user: CrmUser, conversation_log_id: str) -> str:
@@ -1018,22 +1035,10 @@ def message_log_retry(*, log: MessageLog) -> LogOutcome:
             successful=False,
             return_message=crm_failure_message(operation=operation, error=exc, platform=user.platform),
         )
-    if not crm_log_id:
-        error = (returned or {}).get("message") or "The CRM created no log."
-        events.append((EventKind.CRM_FAILED, "", {"error": error}))
-        _log_finish(
-            row, status=LogStatus.FAILED, last_error=error, **_decision_fields(decision), events=events
-        )
+    if not _crm_result_record(
+        row, decision=decision, events=events, crm_log_id=crm_log_id, returned=returned
+    ):
         return LogOutcome(successful=False, return_message=returned)
-    events.append((EventKind.CRM_LOGGED, "", {"crmLogId": crm_log_id}))
-    _log_finish(
-        row,
-        status=LogStatus.LOGGED,
-        crm_log_id=crm_log_id[:255],
-        last_error="",
-        **_decision_fields(decision),
-        events=events,
-    )
     return LogOutcome(successful=True, log_ids=[row.message_id], return_message=returned)
 
 
