@@ -1,0 +1,58 @@
+"""Settings read from the environment: each case imports config.settings in a fresh process."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PRINT_OPTIONS = "from config import settings; print(json.dumps(settings.DATABASES['default']['OPTIONS']))"
+
+
+def load_settings(**env: str) -> subprocess.CompletedProcess:
+    drop = {"DJANGO_SETTINGS_MODULE", "DB_PREPARE_THRESHOLD"}
+    environ = {k: v for k, v in os.environ.items() if k not in drop}
+    environ.update({"DEBUG": "true", "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/unused", **env})
+    return subprocess.run(
+        [sys.executable, "-c", f"import json; {PRINT_OPTIONS}"],
+        cwd=ROOT,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_postgresql_prepares_statements_by_default():
+    done = load_settings()
+    assert done.returncode == 0, done.stderr
+    options = json.loads(done.stdout)
+    assert options["server_side_binding"] is True
+    assert options["prepare_threshold"] == 5
+
+
+@pytest.mark.parametrize(("value", "expected"), [("0", 0), ("12", 12), ("off", None), (" OFF ", None)])
+def test_prepare_threshold_is_configurable(value, expected):
+    done = load_settings(DB_PREPARE_THRESHOLD=value)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["prepare_threshold"] == expected
+
+
+@pytest.mark.parametrize("value", ["five", "-1", ""])
+def test_a_bad_prepare_threshold_stops_the_server(value):
+    done = load_settings(DB_PREPARE_THRESHOLD=value)
+    assert done.returncode != 0
+    assert "DB_PREPARE_THRESHOLD must be a whole number or 'off'." in done.stderr
+
+
+def test_sqlite_is_not_given_postgresql_options():
+    done = load_settings(DATABASE_URL="sqlite:////tmp/unused.sqlite3")
+    assert done.returncode == 0, done.stderr
+    options = json.loads(done.stdout)
+    assert "prepare_threshold" not in options
+    assert "server_side_binding" not in options
