@@ -11,15 +11,26 @@ ORM.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import cache
 from typing import Any
 
-from django.db import connection, transaction
-from django.db.models import Model
+from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
+from django.db.models import Field, Model
 from django.utils import timezone
 
 
 def _table(model: type[Model]) -> str:
     return connection.ops.quote_name(model._meta.db_table)
+
+
+@cache
+def _fields(model: type[Model], vendor: str) -> dict[str, tuple[Field, str]]:
+    """Field name -> (field, quoted column) of `model`, built once per model: looking
+    fields up and quoting names on every statement showed in the profile."""
+    quote = connections[DEFAULT_DB_ALIAS].ops.quote_name
+    by_attname = {f.attname: (f, quote(f.column)) for f in model._meta.concrete_fields}
+    by_name = {f.name: (f, quote(f.column)) for f in model._meta.concrete_fields}
+    return {**by_attname, **by_name}  # as Options.get_field: `user` and `user_id` alike
 
 
 def _columns(model: type[Model], values: dict[str, Any]) -> tuple[list[str], list[Any]]:
@@ -28,13 +39,15 @@ def _columns(model: type[Model], values: dict[str, Any]) -> tuple[list[str], lis
     None values are left out, so the column takes NULL without a typed parameter (in an
     INSERT ... SELECT PostgreSQL would read an untyped NULL as text).
     """
+    conn = connections[DEFAULT_DB_ALIAS]  # one lookup, not one per value
+    fields = _fields(model, conn.vendor)
     columns, params = [], []
     for name, value in values.items():
         if value is None:
             continue
-        field = model._meta.get_field(name)
-        columns.append(connection.ops.quote_name(field.column))
-        params.append(field.get_db_prep_save(value, connection))
+        field, column = fields[name]
+        columns.append(column)
+        params.append(field.get_db_prep_save(value, conn))
     return columns, params
 
 
@@ -118,25 +131,29 @@ def insert_parent_and_child(
 
 
 def _insert_many_sql(model: type[Model], rows: Sequence[dict[str, Any]]) -> tuple[str, list[Any]]:
+    conn = connections[DEFAULT_DB_ALIAS]
+    all_fields = _fields(model, conn.vendor)
     names = list(rows[0])
-    fields = [model._meta.get_field(name) for name in names]
-    columns = ", ".join(connection.ops.quote_name(field.column) for field in fields)
+    columns = ", ".join(all_fields[name][1] for name in names)
+    fields = [(name, all_fields[name][0]) for name in names]
     row_sql = "(" + ", ".join(["%s"] * len(fields)) + ")"
-    params = [field.get_db_prep_save(row[field.name], connection) for row in rows for field in fields]
+    params = [field.get_db_prep_save(row[name], conn) for row in rows for name, field in fields]
     return f"INSERT INTO {_table(model)} ({columns}) VALUES {', '.join([row_sql] * len(rows))}", params  # noqa: S608
 
 
 def _update_sql(model: type[Model], pk: Any, values: dict[str, Any], increment: str) -> tuple[str, list[Any]]:
+    conn = connections[DEFAULT_DB_ALIAS]
+    fields = _fields(model, conn.vendor)
     assignments, params = [], []
     for name, value in values.items():
-        field = model._meta.get_field(name)
-        assignments.append(f"{connection.ops.quote_name(field.column)} = %s")
-        params.append(field.get_db_prep_save(value, connection) if value is not None else None)
+        field, column = fields[name]
+        assignments.append(f"{column} = %s")
+        params.append(field.get_db_prep_save(value, conn) if value is not None else None)
     if increment:
-        column = connection.ops.quote_name(model._meta.get_field(increment).column)
+        column = fields[increment][1]
         assignments.append(f"{column} = {column} + 1")
-    pk_column = connection.ops.quote_name(model._meta.pk.column)
     params.append(pk)
+    pk_column = fields[model._meta.pk.name][1]
     return f"UPDATE {_table(model)} SET {', '.join(assignments)} WHERE {pk_column} = %s", params  # noqa: S608
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, connection
@@ -48,6 +49,21 @@ def _same(value: Any) -> Any:
     return value
 
 
+_USER_CONVERTERS = tuple(
+    db_datetime if name in _USER_DATETIMES else db_json if name == "user_settings" else _same
+    for name in _USER_FIELDS
+)
+
+
+@cache
+def _user_select_sql(vendor: str) -> str:
+    """crm_user_get's statement, built once per database vendor."""
+    table = connection.ops.quote_name(CrmUser._meta.db_table)
+    columns = ", ".join(connection.ops.quote_name(name) for name in _USER_FIELDS)
+    token = connection.ops.quote_name("access_token")
+    return f"SELECT {columns}, ({token} IS NOT NULL AND {token} <> '') FROM {table} WHERE id = %s"  # noqa: S608
+
+
 def crm_user_get(*, user_id: str, platform: str | None = None) -> CrmUser | None:
     """The connected user with this id (and platform, when given), or None.
 
@@ -56,10 +72,7 @@ def crm_user_get(*, user_id: str, platform: str | None = None) -> CrmUser | None
     GET /contact (bench/profile.py). The credentials stay deferred; whether the user holds
     one (`is_connected`) is read in the same statement.
     """
-    table = connection.ops.quote_name(CrmUser._meta.db_table)
-    columns = ", ".join(connection.ops.quote_name(name) for name in _USER_FIELDS)
-    token = connection.ops.quote_name("access_token")
-    sql = f"SELECT {columns}, ({token} IS NOT NULL AND {token} <> '') FROM {table} WHERE id = %s"  # noqa: S608
+    sql = _user_select_sql(connection.vendor)
     params: list[Any] = [user_id]
     if platform is not None:
         sql += " AND platform = %s"
@@ -69,8 +82,7 @@ def crm_user_get(*, user_id: str, platform: str | None = None) -> CrmUser | None
         row = cursor.fetchone()
     if row is None:
         return None
-    converters = {name: db_datetime for name in _USER_DATETIMES} | {"user_settings": db_json}
-    values = [converters.get(name, _same)(value) for name, value in zip(_USER_FIELDS, row, strict=False)]
+    values = [convert(value) for convert, value in zip(_USER_CONVERTERS, row, strict=False)]
     user = CrmUser.from_db(DEFAULT_DB_ALIAS, list(_USER_FIELDS), values)
     user.has_access_token = bool(row[-1])
     return user
