@@ -26,6 +26,11 @@ For each engine (PostgreSQL, SQLite) the script:
      --seed, so a second run on the same data would find the first run's contacts;
   3. drops its databases; everything it started is stopped also on Ctrl-C or error.
 
+With --reference, a third server runs beside them on the same engine and workers: the
+minimal Django of bench/minimal (PyJWT in the view, one ORM statement per step, no
+middleware, no DRF, nothing of the product). Its ratio to the peer is the ceiling of the
+stack on this machine today, measured rather than remembered (../shared/perf.md).
+
 The machines are shared and noisy. Before each run the script waits (--quiet-wait) for
 the machine to be idle; both servers and load.py run with a raised priority (--nice,
 process and autogroup nice; PostgreSQL is left alone); the `other` column shows the CPU
@@ -43,6 +48,7 @@ Usage (from the project root):
     .venv/bin/python bench/run.py --db postgres -c 8,32 -d 20 --passes 3
     .venv/bin/python bench/run.py --db postgres -c 8,32 --sweep-workers 2,3,4   # choose --workers
     .venv/bin/python bench/run.py --worker-class gthread --workers 2 --threads 4
+    .venv/bin/python bench/run.py --db postgres -c 8,32 --reference    # + the stack's ceiling
 
 Only 127.0.0.1 is ever contacted.
 """
@@ -76,6 +82,7 @@ ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = ROOT / ".venv" / "bin"
 PEER_DIR = (ROOT.parent / "shared" / "peer").resolve()
 LOAD_PY = PEER_DIR / "load.py"
+MINIMAL_DIR = ROOT / "bench" / "minimal"
 RESULTS_DIR = ROOT / "bench" / "results"
 
 HOST = "127.0.0.1"
@@ -358,7 +365,7 @@ class Target:
     """One server under load: its label, URL, credentials and the pid whose tree is measured."""
 
     label: str
-    kind: str  # "ours" or "peer"
+    kind: str  # "ours", "peer" or "minimal"
     port: int
     pid: int
     platform: str
@@ -513,6 +520,60 @@ def start_peer(stack: ExitStack, *, engine: str, args: argparse.Namespace, logdi
     pid = int((args.peer_home / "run" / f"peer-{port}.pid").read_text().strip())
     wait_http_ok(f"http://{HOST}:{port}/isAlive", timeout=30)
     return Target(label="peer", kind="peer", port=port, pid=pid, platform=PEER_PLATFORM, api_key=PEER_API_KEY)
+
+
+def start_minimal(
+    stack: ExitStack, *, engine: str, db: OurDatabase, args: argparse.Namespace, workers: int, logdir: Path
+) -> Target:
+    """Start the minimal reference (bench/minimal) on a fresh database of `engine`, under
+    gunicorn with our worker settings; register its stop on `stack`."""
+    name = f"{args.pg_name}_minimal"
+    if engine == "postgres":
+        pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', port=args.pg_port)
+        pg_admin(f'CREATE DATABASE "{name}"', port=args.pg_port)
+        if not args.keep:
+            stack.callback(pg_admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', port=args.pg_port)
+        url = f"postgres://postgres@{HOST}:{args.pg_port}/{name}"
+    else:
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{db.workdir / name}.sqlite3{suffix}").unlink(missing_ok=True)
+        url = f"sqlite:///{db.workdir / name}.sqlite3"
+    env = {**base_env(), "DATABASE_URL": url, "APP_SERVER_SECRET_KEY": secrets.token_urlsafe(48)}
+    done = subprocess.run(
+        [str(VENV_BIN / "python"), str(MINIMAL_DIR / "wsgi.py"), "migrate"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    if done.returncode != 0:
+        raise RuntimeError(f"minimal reference: migrate failed:\n{done.stdout}\n{done.stderr}")
+    port = free_port()
+    options = {
+        "--bind": f"{HOST}:{port}",
+        "--workers": workers,
+        "--worker-class": args.worker_class,
+        "--pythonpath": str(MINIMAL_DIR.parent),
+        "--error-logfile": "-",
+        "--log-level": "warning",
+    }
+    cmd = [str(VENV_BIN / "gunicorn"), "minimal.wsgi", *flags(options)]
+    if args.worker_class == "gthread":
+        cmd += ["--threads", str(args.threads)]
+    if gunicorn_supports("--no-control-socket"):
+        cmd.append("--no-control-socket")
+    proc = start_process(cmd, env=env, log_path=logdir / f"minimal-{port}.log", nice=args.nice)
+    stack.callback(stop_process, proc)
+    wait_http_ok(f"http://{HOST}:{port}/isAlive", timeout=60, proc=proc)
+    deadline = time.monotonic() + 30
+    while count_children(proc.pid) < workers and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return Target(
+        label="minimal",
+        kind="minimal",
+        port=port,
+        pid=proc.pid,
+        platform="minimal",
+        api_key="unused",
+        info={"workers": workers, "worker_class": args.worker_class, "cmd": cmd},
+    )
 
 
 # --- one load run ------------------------------------------------------------------------
@@ -698,7 +759,7 @@ def format_verdicts(runs: list[dict]) -> str:
             groups.setdefault((r["engine"], r["target"]), []).append(r)
     for (engine, target), rows in groups.items():
         met = all(r["bar"]["met"] for r in rows)
-        official = " (the issue's bar)" if engine == "postgres" else ""
+        official = " (the issue's bar)" if engine == "postgres" and rows[0]["kind"] == "ours" else ""
         lines.append(f"bar {engine}/{target}{official}: {'MET' if met else 'NOT MET'}")
         for r in rows:
             for reason in r["bar"]["reasons"]:
@@ -739,13 +800,16 @@ def machine_info() -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class Spec:
-    """What to start for a run: the peer, or our server with `workers` workers."""
+    """What to start for a run: the peer, the minimal reference, or our server with
+    `workers` workers."""
 
     kind: str
     workers: int = 0
 
     def label(self, sweep: bool) -> str:
-        return "peer" if self.kind == "peer" else (f"ours-w{self.workers}" if sweep else "ours")
+        if self.kind in ("peer", "minimal"):
+            return self.kind
+        return f"ours-w{self.workers}" if sweep else "ours"
 
 
 def start_target(
@@ -755,6 +819,8 @@ def start_target(
     """Start one server on fresh data (ours: a copy of the template; the peer: PEER_FRESH_DB)."""
     if spec.kind == "peer":
         return start_peer(stack, engine=engine, args=args, logdir=workdir)
+    if spec.kind == "minimal":
+        return start_minimal(stack, engine=engine, db=db, args=args, workers=args.workers, logdir=workdir)
     db.fresh_copy()
     return start_ours(stack, env=env, workers=spec.workers, args=args, api_key=api_key, logdir=workdir)
 
@@ -819,6 +885,8 @@ def bench_engine(engine: str, args: argparse.Namespace, workdir: Path) -> list[d
     print(f"== {engine}", flush=True)
     sweep = bool(args.sweep_workers)
     specs = [Spec("peer")] + [Spec("ours", n) for n in (args.sweep_workers or [args.workers])]
+    if args.reference:
+        specs.append(Spec("minimal"))
     raw: dict[tuple[int, str], list[dict]] = {}
     with ExitStack() as stack:
         db = OurDatabase(engine, workdir, args.pg_port, args.pg_name)
@@ -929,6 +997,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument(
         "--keep", action="store_true", help="keep the databases, work folder and peer logs afterwards"
     )
+    ap.add_argument(
+        "--reference",
+        action="store_true",
+        help="also measure the minimal Django of bench/minimal (one ORM statement per step, no "
+        "middleware, no DRF): the stack's ceiling beside the peer, in the same run",
+    )
     ap.add_argument("--json-out", type=Path, help="results file [bench/results/<UTC timestamp>.json]")
     args = ap.parse_args(argv)
     if args.duration <= 0.5 or args.warmup < 0:
@@ -980,7 +1054,7 @@ def main(argv: list[str] | None = None) -> int:
     print(LEGEND)
     print()
     print(format_verdicts(runs))
-    ratios = [r["bar"]["ratio"] for r in runs if r.get("bar")]
+    ratios = [r["bar"]["ratio"] for r in runs if r.get("bar") and r["kind"] == "ours"]
     if ratios:
         print(f"median our/peer ratio over all runs: {statistics.median(ratios):.2f}")
     print(f"figures saved to {json_out}")

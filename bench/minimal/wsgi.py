@@ -1,0 +1,130 @@
+"""Settings, views and WSGI application of the minimal reference server, in one module.
+
+    DATABASE_URL=... gunicorn --pythonpath bench minimal.wsgi     # serve
+    DATABASE_URL=... python bench/minimal/wsgi.py migrate           # create its tables
+
+Each step is what ../shared/perf.md measured as the minimal Django: the JWT checked with
+PyJWT in the view, then one ORM statement (GET /contact: a SELECT; POST /contact: an
+INSERT; POST /callLog: a SELECT and an INSERT in one transaction). The database options
+are our server's (persistent connections, server-side binding, prepared statements), so
+the two differ only in what the product does per request.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import sys
+from pathlib import Path
+
+import django
+import environ
+from django.conf import settings
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+JWT_SECRET = os.environ.get("APP_SERVER_SECRET_KEY") or secrets.token_urlsafe(48)
+
+_db = environ.Env().db_url_config(os.environ["DATABASE_URL"])
+_db["CONN_MAX_AGE"] = 600
+if _db["ENGINE"] == "django.db.backends.postgresql":
+    _db["OPTIONS"] = {"server_side_binding": True, "prepare_threshold": 5}
+else:
+    _db["OPTIONS"] = {"timeout": 20, "transaction_mode": "IMMEDIATE",
+                      "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"}  # fmt: skip
+
+settings.configure(
+    DEBUG=False,
+    SECRET_KEY=secrets.token_urlsafe(48),
+    ALLOWED_HOSTS=["127.0.0.1"],
+    INSTALLED_APPS=["minimal"],
+    MIDDLEWARE=[],
+    ROOT_URLCONF=__name__,
+    DATABASES={"default": _db},
+    DEFAULT_AUTO_FIELD="django.db.models.BigAutoField",
+    USE_TZ=True,
+)
+django.setup()
+
+import jwt  # noqa: E402
+from django.core.handlers.wsgi import WSGIHandler  # noqa: E402
+from django.db import transaction  # noqa: E402
+from django.http import HttpResponse, JsonResponse  # noqa: E402
+from django.urls import path  # noqa: E402
+from django.views.decorators.csrf import csrf_exempt  # noqa: E402
+
+from minimal.models import CallLog, Contact  # noqa: E402
+
+
+def _user(request) -> dict | None:
+    try:
+        return jwt.decode(request.GET.get("jwtToken", ""), JWT_SECRET, algorithms=["HS256"])
+    except jwt.InvalidTokenError:
+        return None
+
+
+def _unauthorized() -> HttpResponse:
+    return HttpResponse("Please go to Settings and authorize CRM platform", status=400)
+
+
+def is_alive(request):
+    return HttpResponse("OK", content_type="text/plain")
+
+
+@csrf_exempt
+def api_key_login(request):
+    body = json.loads(request.body)
+    claims = {"id": "1-minimal", "platform": body.get("platform", "")}
+    token = jwt.encode(claims, JWT_SECRET, algorithm="HS256")
+    return JsonResponse({"jwtToken": token, "name": "minimal", "returnMessage": {"messageType": "success"}})
+
+
+@csrf_exempt
+def contact(request):
+    if _user(request) is None:
+        return _unauthorized()
+    if request.method == "GET":
+        phone = request.GET.get("phoneNumber", "").strip()
+        found = list(Contact.objects.filter(phone_number=f"+{phone.lstrip('+')}").values("id", "name")[:20])
+        return JsonResponse({"successful": True, "contact": [{**c, "id": str(c["id"])} for c in found]})
+    body = json.loads(request.body)
+    new = Contact.objects.create(
+        phone_number=body["phoneNumber"], name=body["newContactName"], contact_type=body["newContactType"]
+    )
+    return JsonResponse({"successful": True, "contact": {"id": str(new.id), "name": new.name}})
+
+
+@csrf_exempt
+def call_log(request):
+    if _user(request) is None:
+        return _unauthorized()
+    body = json.loads(request.body)
+    info = body["logInfo"]
+    with transaction.atomic():
+        if CallLog.objects.filter(session_id=info["sessionId"]).exists():
+            return JsonResponse({"successful": False, "returnMessage": {"message": "Existing log"}})
+        log = CallLog.objects.create(
+            session_id=info["sessionId"],
+            contact_id=str(body["contactId"]),
+            subject=info.get("customSubject", ""),
+            note=body.get("note", ""),
+        )
+    return JsonResponse({"successful": True, "logId": str(log.id)})
+
+
+urlpatterns = [
+    path("isAlive", is_alive),
+    path("apiKeyLogin", api_key_login),
+    path("contact", contact),
+    path("callLog", call_log),
+]
+
+application = WSGIHandler()
+
+if __name__ == "__main__":
+    from django.core.management import call_command
+
+    if sys.argv[1:] != ["migrate"]:
+        sys.exit(__doc__)
+    call_command("migrate", run_syncdb=True, interactive=False, verbosity=0)
