@@ -199,6 +199,12 @@ CONNECTOR = {
     "DEFAULT_PHONE_REGION": env.str("DEFAULT_PHONE_REGION", default="US"),
     "OUTBOUND_TIMEOUT_SECONDS": env.float("OUTBOUND_TIMEOUT_SECONDS", default=10.0),
 }
+# More connectors without editing this file: "name=dotted.path.ToClient,name2=...".
+for _entry in env.list("CRM_PLATFORMS_EXTRA", default=[]):
+    _name, _, _path = (part.strip() for part in _entry.partition("="))
+    if not _name or not _path:
+        raise ImproperlyConfigured(f"CRM_PLATFORMS_EXTRA: {_entry!r} is not name=dotted.path.ToClient.")
+    CONNECTOR["PLATFORMS"][_name] = _path
 
 LOGGING = {
     "version": 1,

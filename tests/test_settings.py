@@ -56,3 +56,41 @@ def test_sqlite_is_not_given_postgresql_options():
     options = json.loads(done.stdout)
     assert "prepare_threshold" not in options
     assert "server_side_binding" not in options
+
+
+def print_platforms(**env: str) -> subprocess.CompletedProcess:
+    environ = {
+        k: v for k, v in os.environ.items() if k not in {"DJANGO_SETTINGS_MODULE", "CRM_PLATFORMS_EXTRA"}
+    }
+    environ.update({"DEBUG": "true", **env})
+    return subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import json; from config import settings; print(json.dumps(settings.CONNECTOR['PLATFORMS']))",
+        ],
+        cwd=ROOT,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_extra_crm_platforms_come_from_the_environment():
+    done = print_platforms(
+        CRM_PLATFORMS_EXTRA="acme=acme.crm.AcmeClient, memory = memory_crm.MemoryCrmClient"
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {
+        "builtin": "connector.crm.builtin.BuiltinCrmClient",
+        "acme": "acme.crm.AcmeClient",
+        "memory": "memory_crm.MemoryCrmClient",
+    }
+
+
+@pytest.mark.parametrize("value", ["acme", "=acme.crm.AcmeClient", "acme="])
+def test_a_bad_extra_crm_platform_stops_the_server(value):
+    done = print_platforms(CRM_PLATFORMS_EXTRA=value)
+    assert done.returncode != 0
+    assert "is not name=dotted.path.ToClient" in done.stderr
