@@ -26,7 +26,12 @@ For each engine (PostgreSQL, SQLite) the script:
      --seed, so a second run on the same data would find the first run's contacts;
   3. drops its databases; everything it started is stopped also on Ctrl-C or error.
 
-With --reference, a third server runs beside them on the same engine and workers: the
+Our server runs twice per point by default (--crm both): with the built-in CRM, whose
+contacts and activities are written to our database, and with the in-memory CRM of
+bench/memory_crm.py (row `ours-mem`), the counterpart of the peer's in-memory `peercrm`,
+so that both servers do only their own work.
+
+With --reference, another server runs beside them on the same engine and workers: the
 minimal Django of bench/minimal (PyJWT in the view, one ORM statement per step, no
 middleware, no DRF, nothing of the product). Its ratio to the peer is the ceiling of the
 stack on this machine today, measured rather than remembered (../shared/perf.md).
@@ -91,6 +96,7 @@ BAR_RATIO = 2.0
 BAR_CONCURRENCIES = (8, 32)
 PEER_PLATFORM, PEER_API_KEY = "peercrm", "demo-api-key-1"
 OUR_PLATFORM = "builtin"
+MEMORY_PLATFORM = "memory"  # bench/memory_crm.py, like the peer's in-memory peercrm
 # Chosen with --sweep-workers 2,3,4 on 2 vCPU (2026-11-26): 3 was best or tied on SQLite and
 # at c=32 on PostgreSQL, all three within noise at c=8; 2 spends the least CPU per flow.
 DEFAULT_WORKERS = 3
@@ -439,9 +445,18 @@ def start_ours(
     args: argparse.Namespace,
     api_key: str,
     logdir: Path,
+    crm: str = "builtin",
 ) -> Target:
-    """Start gunicorn config.wsgi on a free port; register its stop on `stack`."""
+    """Start gunicorn config.wsgi on a free port; register its stop on `stack`.
+
+    With `crm="memory"` the server also has the in-memory connector of bench/memory_crm.py
+    (platform `memory`), and the load logs in to that platform instead of the built-in CRM.
+    """
     port = free_port()
+    platform = OUR_PLATFORM
+    if crm == "memory":
+        env = {**env, "CRM_PLATFORMS_EXTRA": f"{MEMORY_PLATFORM}=memory_crm.MemoryCrmClient"}
+        platform, api_key = MEMORY_PLATFORM, "bench-memory-key"
     # No --access-logfile: gunicorn writes no access log unless given one.
     options = {
         "--bind": f"{HOST}:{port}",
@@ -450,12 +465,14 @@ def start_ours(
         "--error-logfile": "-",
         "--log-level": "warning",
     }
+    if crm == "memory":
+        options["--pythonpath"] = str(ROOT / "bench")
     cmd = [str(VENV_BIN / "gunicorn"), "config.wsgi", *flags(options)]
     if args.worker_class == "gthread":
         cmd += ["--threads", str(args.threads)]
     if gunicorn_supports("--no-control-socket"):
         cmd.append("--no-control-socket")
-    label = f"ours-w{workers}"
+    label = f"ours-{crm}-w{workers}"
     proc = start_process(cmd, env=env, log_path=logdir / f"{label}-{port}.log", nice=args.nice)
     stack.callback(stop_process, proc)
     wait_http_ok(f"http://{HOST}:{port}/isAlive", timeout=60, proc=proc)
@@ -468,9 +485,15 @@ def start_ours(
         kind="ours",
         port=port,
         pid=proc.pid,
-        platform=OUR_PLATFORM,
+        platform=platform,
         api_key=api_key,
-        info={"workers": workers, "worker_class": args.worker_class, "threads": threads, "cmd": cmd},
+        info={
+            "workers": workers,
+            "worker_class": args.worker_class,
+            "threads": threads,
+            "crm": crm,
+            "cmd": cmd,
+        },
     )
 
 
@@ -801,15 +824,17 @@ def machine_info() -> dict[str, Any]:
 @dataclass(frozen=True)
 class Spec:
     """What to start for a run: the peer, the minimal reference, or our server with
-    `workers` workers."""
+    `workers` workers and the built-in or the in-memory CRM."""
 
     kind: str
     workers: int = 0
+    crm: str = "builtin"
 
     def label(self, sweep: bool) -> str:
         if self.kind in ("peer", "minimal"):
             return self.kind
-        return f"ours-w{self.workers}" if sweep else "ours"
+        name = "ours" if self.crm == "builtin" else "ours-mem"
+        return f"{name}-w{self.workers}" if sweep else name
 
 
 def start_target(
@@ -822,7 +847,9 @@ def start_target(
     if spec.kind == "minimal":
         return start_minimal(stack, engine=engine, db=db, args=args, workers=args.workers, logdir=workdir)
     db.fresh_copy()
-    return start_ours(stack, env=env, workers=spec.workers, args=args, api_key=api_key, logdir=workdir)
+    return start_ours(
+        stack, env=env, workers=spec.workers, args=args, api_key=api_key, logdir=workdir, crm=spec.crm
+    )
 
 
 def measure_one(
@@ -884,7 +911,10 @@ def bench_engine(engine: str, args: argparse.Namespace, workdir: Path) -> list[d
     server on fresh data, alternating who goes first; return the runs in table order."""
     print(f"== {engine}", flush=True)
     sweep = bool(args.sweep_workers)
-    specs = [Spec("peer")] + [Spec("ours", n) for n in (args.sweep_workers or [args.workers])]
+    crms = ("builtin", "memory") if args.crm == "both" else (args.crm,)
+    specs = [Spec("peer")] + [
+        Spec("ours", n, crm) for crm in crms for n in (args.sweep_workers or [args.workers])
+    ]
     if args.reference:
         specs.append(Spec("minimal"))
     raw: dict[tuple[int, str], list[dict]] = {}
@@ -996,6 +1026,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     ap.add_argument(
         "--keep", action="store_true", help="keep the databases, work folder and peer logs afterwards"
+    )
+    ap.add_argument(
+        "--crm",
+        choices=("builtin", "memory", "both"),
+        default="both",
+        help="our server's CRM: the built-in one (contacts and activities written to our database), "
+        "the in-memory one of bench/memory_crm.py (like the peer's peercrm), or both as two rows [both]",
     )
     ap.add_argument(
         "--reference",
