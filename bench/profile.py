@@ -201,7 +201,7 @@ class RoundTripCounter:
         self.counts = {"health_checks": 0, "commits": 0, "rollbacks": 0, "autocommit_writes": 0}
 
         def autocommit_writes(execute: Callable, sql: str, params: Any, many: bool, context: dict) -> Any:
-            if not connection.in_atomic_block and sql.lstrip()[:6].upper() in self._WRITES:
+            if not connection.in_atomic_block and self.is_write(sql):
                 self.counts["autocommit_writes"] += 1
             return execute(sql, params, many, context)
 
@@ -214,6 +214,16 @@ class RoundTripCounter:
                 return _original(*a, **kw)
 
             setattr(connection, attr, wrapper)
+
+    @classmethod
+    def is_write(cls, sql: str) -> bool:
+        """INSERT, UPDATE or DELETE, also inside a WITH (a data-modifying CTE writes too)."""
+        words = sql.split(None, 1)
+        if not words:
+            return False
+        if words[0].upper() == "WITH":
+            return any(f"{write} " in sql.upper() for write in cls._WRITES)
+        return words[0].upper() in cls._WRITES
 
     def snapshot(self) -> dict[str, int]:
         return dict(self.counts)
