@@ -452,34 +452,15 @@ def start_ours(
     With `crm="memory"` the server also has the in-memory connector of bench/memory_crm.py
     (platform `memory`), and the load logs in to that platform instead of the built-in CRM.
     """
-    port = free_port()
-    platform = OUR_PLATFORM
+    platform, pythonpath = OUR_PLATFORM, None
     if crm == "memory":
         env = {**env, "CRM_PLATFORMS_EXTRA": f"{MEMORY_PLATFORM}=memory_crm.MemoryCrmClient"}
-        platform, api_key = MEMORY_PLATFORM, "bench-memory-key"
-    # No --access-logfile: gunicorn writes no access log unless given one.
-    options = {
-        "--bind": f"{HOST}:{port}",
-        "--workers": workers,
-        "--worker-class": args.worker_class,
-        "--error-logfile": "-",
-        "--log-level": "warning",
-    }
-    if crm == "memory":
-        options["--pythonpath"] = str(ROOT / "bench")
-    cmd = [str(VENV_BIN / "gunicorn"), "config.wsgi", *flags(options)]
-    if args.worker_class == "gthread":
-        cmd += ["--threads", str(args.threads)]
-    if gunicorn_supports("--no-control-socket"):
-        cmd.append("--no-control-socket")
+        platform, api_key, pythonpath = MEMORY_PLATFORM, "bench-memory-key", ROOT / "bench"
     label = f"ours-{crm}-w{workers}"
-    proc = start_process(cmd, env=env, log_path=logdir / f"{label}-{port}.log", nice=args.nice)
-    stack.callback(stop_process, proc)
-    wait_http_ok(f"http://{HOST}:{port}/isAlive", timeout=60, proc=proc)
-    deadline = time.monotonic() + 30
-    while count_children(proc.pid) < workers and time.monotonic() < deadline:
-        time.sleep(0.1)
-    threads = args.threads if args.worker_class == "gthread" else 1
+    port, proc, info = start_gunicorn(
+        stack, "config.wsgi", env=env, workers=workers, args=args, log_name=label, logdir=logdir,
+        pythonpath=pythonpath,
+    )  # fmt: skip
     return Target(
         label=label,
         kind="ours",
@@ -487,14 +468,47 @@ def start_ours(
         pid=proc.pid,
         platform=platform,
         api_key=api_key,
-        info={
-            "workers": workers,
-            "worker_class": args.worker_class,
-            "threads": threads,
-            "crm": crm,
-            "cmd": cmd,
-        },
+        info={**info, "crm": crm},
     )
+
+
+def start_gunicorn(
+    stack: ExitStack,
+    app: str,
+    *,
+    env: dict[str, str],
+    workers: int,
+    args: argparse.Namespace,
+    log_name: str,
+    logdir: Path,
+    pythonpath: Path | None = None,
+) -> tuple[int, subprocess.Popen, dict[str, Any]]:
+    """Serve the WSGI `app` with gunicorn on a free port, as in production; register its
+    stop on `stack`; return once it answers and all its workers are up."""
+    port = free_port()
+    # No --access-logfile: gunicorn writes no access log unless given one.
+    options: dict[str, Any] = {
+        "--bind": f"{HOST}:{port}",
+        "--workers": workers,
+        "--worker-class": args.worker_class,
+        "--error-logfile": "-",
+        "--log-level": "warning",
+    }
+    if pythonpath is not None:
+        options["--pythonpath"] = str(pythonpath)
+    cmd = [str(VENV_BIN / "gunicorn"), app, *flags(options)]
+    if args.worker_class == "gthread":
+        cmd += ["--threads", str(args.threads)]
+    if gunicorn_supports("--no-control-socket"):
+        cmd.append("--no-control-socket")
+    proc = start_process(cmd, env=env, log_path=logdir / f"{log_name}-{port}.log", nice=args.nice)
+    stack.callback(stop_process, proc)
+    wait_http_ok(f"http://{HOST}:{port}/isAlive", timeout=60, proc=proc)
+    deadline = time.monotonic() + 30
+    while count_children(proc.pid) < workers and time.monotonic() < deadline:
+        time.sleep(0.1)
+    threads = args.threads if args.worker_class == "gthread" else 1
+    return port, proc, {"workers": workers, "worker_class": args.worker_class, "threads": threads, "cmd": cmd}
 
 
 def start_peer(stack: ExitStack, *, engine: str, args: argparse.Namespace, logdir: Path) -> Target:
@@ -568,26 +582,10 @@ def start_minimal(
     )  # fmt: skip
     if done.returncode != 0:
         raise RuntimeError(f"minimal reference: migrate failed:\n{done.stdout}\n{done.stderr}")
-    port = free_port()
-    options = {
-        "--bind": f"{HOST}:{port}",
-        "--workers": workers,
-        "--worker-class": args.worker_class,
-        "--pythonpath": str(MINIMAL_DIR.parent),
-        "--error-logfile": "-",
-        "--log-level": "warning",
-    }
-    cmd = [str(VENV_BIN / "gunicorn"), "minimal.wsgi", *flags(options)]
-    if args.worker_class == "gthread":
-        cmd += ["--threads", str(args.threads)]
-    if gunicorn_supports("--no-control-socket"):
-        cmd.append("--no-control-socket")
-    proc = start_process(cmd, env=env, log_path=logdir / f"minimal-{port}.log", nice=args.nice)
-    stack.callback(stop_process, proc)
-    wait_http_ok(f"http://{HOST}:{port}/isAlive", timeout=60, proc=proc)
-    deadline = time.monotonic() + 30
-    while count_children(proc.pid) < workers and time.monotonic() < deadline:
-        time.sleep(0.1)
+    port, proc, info = start_gunicorn(
+        stack, "minimal.wsgi", env=env, workers=workers, args=args, log_name="minimal", logdir=logdir,
+        pythonpath=MINIMAL_DIR.parent,
+    )  # fmt: skip
     return Target(
         label="minimal",
         kind="minimal",
@@ -595,7 +593,7 @@ def start_minimal(
         pid=proc.pid,
         platform="minimal",
         api_key="unused",
-        info={"workers": workers, "worker_class": args.worker_class, "cmd": cmd},
+        info=info,
     )
 
 

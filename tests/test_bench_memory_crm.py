@@ -24,12 +24,17 @@ OWN_STATEMENTS = {
 
 
 @pytest.fixture
-def memory_api(settings, monkeypatch, db) -> ApiClient:
+def memory_platform(settings, monkeypatch, db) -> None:
+    """The `memory` platform registered, as bench/run.py does with CRM_PLATFORMS_EXTRA."""
     monkeypatch.syspath_prepend(str(BENCH))
     settings.CONNECTOR = {
         **settings.CONNECTOR,
         "PLATFORMS": {**settings.CONNECTOR["PLATFORMS"], "memory": "memory_crm.MemoryCrmClient"},
     }
+
+
+@pytest.fixture
+def memory_api(memory_platform) -> ApiClient:
     login = ApiClient().post("/apiKeyLogin", {"platform": "memory", "apiKey": "bench-memory-key"})
     assert login.status_code == 200, login.content
     return ApiClient(login.json()["jwtToken"])
@@ -64,12 +69,7 @@ def test_unknown_caller_flow_on_the_memory_crm(memory_api: ApiClient, django_ass
     assert [c["id"] for c in found["contact"]] == [contact_id, "createNewContact"]
 
 
-def test_the_memory_crm_refuses_an_empty_api_key(settings, monkeypatch, db) -> None:
-    monkeypatch.syspath_prepend(str(BENCH))
-    settings.CONNECTOR = {
-        **settings.CONNECTOR,
-        "PLATFORMS": {**settings.CONNECTOR["PLATFORMS"], "memory": "memory_crm.MemoryCrmClient"},
-    }
+def test_the_memory_crm_refuses_an_empty_api_key(memory_platform) -> None:
     refused = ApiClient().post("/apiKeyLogin", {"platform": "memory", "apiKey": ""})
     assert refused.status_code == 400
     assert refused.json()["returnMessage"]["message"] == "An API key is required."

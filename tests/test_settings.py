@@ -11,21 +11,30 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PRINT_OPTIONS = "from config import settings; print(json.dumps(settings.DATABASES['default']['OPTIONS']))"
+# The variables these tests set; the caller's own values must not leak in.
+OURS = {"DJANGO_SETTINGS_MODULE", "DATABASE_URL", "DB_PREPARE_THRESHOLD", "CRM_PLATFORMS_EXTRA"}
 
 
-def load_settings(**env: str) -> subprocess.CompletedProcess:
-    drop = {"DJANGO_SETTINGS_MODULE", "DB_PREPARE_THRESHOLD"}
-    environ = {k: v for k, v in os.environ.items() if k not in drop}
+def settings_value(expression: str, **env: str) -> subprocess.CompletedProcess:
+    """Import config.settings in a new process with `env` and print `expression` as JSON."""
+    environ = {k: v for k, v in os.environ.items() if k not in OURS}
     environ.update({"DEBUG": "true", "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/unused", **env})
     return subprocess.run(
-        [sys.executable, "-c", f"import json; {PRINT_OPTIONS}"],
+        [sys.executable, "-c", f"import json; from config import settings; print(json.dumps({expression}))"],
         cwd=ROOT,
         env=environ,
         capture_output=True,
         text=True,
         timeout=60,
     )
+
+
+def load_settings(**env: str) -> subprocess.CompletedProcess:
+    return settings_value("settings.DATABASES['default']['OPTIONS']", **env)
+
+
+def print_platforms(**env: str) -> subprocess.CompletedProcess:
+    return settings_value("settings.CONNECTOR['PLATFORMS']", **env)
 
 
 def test_postgresql_prepares_statements_by_default():
@@ -56,25 +65,6 @@ def test_sqlite_is_not_given_postgresql_options():
     options = json.loads(done.stdout)
     assert "prepare_threshold" not in options
     assert "server_side_binding" not in options
-
-
-def print_platforms(**env: str) -> subprocess.CompletedProcess:
-    environ = {
-        k: v for k, v in os.environ.items() if k not in {"DJANGO_SETTINGS_MODULE", "CRM_PLATFORMS_EXTRA"}
-    }
-    environ.update({"DEBUG": "true", **env})
-    return subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "import json; from config import settings; print(json.dumps(settings.CONNECTOR['PLATFORMS']))",
-        ],
-        cwd=ROOT,
-        env=environ,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
 
 
 def test_extra_crm_platforms_come_from_the_environment():
