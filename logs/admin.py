@@ -2,8 +2,8 @@
 
 History is never edited here, by anyone (corrections are new events): no add, change or
 delete. Auditors (view permissions, the `Auditors` group) browse, filter, search, open a
-log's timeline and export CSV. Admins (change permission) may also retry failed and
-pending logs, through the same services as the API. The stored request (`payload`) and
+log's timeline and export CSV. Admins (change permission) may also retry failed logs,
+and pending ones stuck for minutes, through the same services as the API. The stored request (`payload`) and
 CRM users' credentials are never loaded into a page or an export.
 """
 
@@ -231,7 +231,7 @@ class LogHistoryAdmin(ExportMixin, HistoryAdmin):
         return request.user.has_perm(f"{opts.app_label}.{get_permission_codename('change', opts)}")
 
     @admin.action(
-        description="Retry selected %(verbose_name_plural)s (failed or pending)", permissions=["retry"]
+        description="Retry selected %(verbose_name_plural)s (failed, or stuck pending)", permissions=["retry"]
     )
     def retry_selected(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
         log_ids = list(queryset.values_list("pk", flat=True)[: RETRY_BATCH_LIMIT + 1])
@@ -245,7 +245,7 @@ class LogHistoryAdmin(ExportMixin, HistoryAdmin):
             reasons = ", ".join(f"{reason} ({count})" for reason, count in sorted(summary.errors.items()))
             parts.append(f"{summary.not_logged} not logged: {reasons}")
         if summary.left_alone:
-            parts.append(f"{summary.left_alone} left alone (already logged or skipped)")
+            parts.append(f"{summary.left_alone} left alone (already logged, skipped or still in progress)")
         level = messages.WARNING if summary.not_logged else messages.SUCCESS
         self.message_user(request, "Retry: " + "; ".join(parts) + ".", level)
 

@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
 from django.core.cache import cache
 from django.db import DatabaseError, connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 
+from connector.conf import connector_settings
 from connector.crm.base import (
     CallLogDetails,
     CallLogInput,
@@ -427,13 +430,14 @@ def call_log_create(*, user_id: str, request: CallLogRequest) -> LogOutcome:
 
 
 def call_log_retry(*, log: CallLog) -> LogOutcome:
-    """Send a failed or pending call log to the CRM again, from its stored request.
+    """Send a failed (or stuck pending) call log to the CRM again, from its stored request.
 
-    Idempotent: a log that is already logged is left alone. A placeholder created by the
+    Idempotent: a log that is already logged is left alone, and so is a pending one that
+    may still be in flight (see `_pending_stuck_before`). A placeholder created by the
     first attempt is found again by the rules, so the retry logs against that contact.
     """
     with transaction.atomic():
-        taken = CallLog.objects.filter(pk=log.pk, status__in=(LogStatus.FAILED, LogStatus.PENDING)).update(
+        taken = CallLog.objects.filter(_retryable(), pk=log.pk).update(
             status=LogStatus.PENDING, updated_at=timezone.now()
         )
     if not taken:
@@ -902,7 +906,9 @@ class RetrySummary:
 
     logged: int = 0  # sent again and now held by the CRM
     not_logged: int = 0  # tried again and not logged; `errors` says why
-    left_alone: int = 0  # nothing to retry: already logged, skipped, or taken by another retry
+    # nothing to retry: already logged, skipped, pending and maybe in flight, or taken by
+    # another retry
+    left_alone: int = 0
     errors: dict[str, int] = field(default_factory=dict)  # why not logged -> how many logs
 
     def count(self, outcome: LogOutcome) -> None:
@@ -918,7 +924,28 @@ class RetrySummary:
             self.errors[reason] = self.errors.get(reason, 0) + 1
 
 
-_RETRYABLE = (LogStatus.FAILED, LogStatus.PENDING)
+def _pending_stuck_before() -> datetime:
+    """Pending rows last written before this are stuck (their request died); younger ones
+    may still be in flight, and a retry would send the same log to the CRM twice.
+
+    A request makes a few CRM calls, each bounded by OUTBOUND_TIMEOUT_SECONDS, so ten
+    timeouts, and at least five minutes, is well past any live request.
+    """
+    wait = max(300.0, 10 * connector_settings.OUTBOUND_TIMEOUT_SECONDS)
+    return timezone.now() - timedelta(seconds=wait)
+
+
+def _retryable() -> Q:
+    """Failed rows, and pending rows that are stuck."""
+    return Q(status=LogStatus.FAILED) | Q(status=LogStatus.PENDING, updated_at__lt=_pending_stuck_before())
+
+
+def _is_retryable(log: CallLog | MessageLog) -> bool:
+    return log.status == LogStatus.FAILED or (
+        log.status == LogStatus.PENDING and log.updated_at < _pending_stuck_before()
+    )
+
+
 # Retries run in the admin's request, one CRM round trip after another: at most this many.
 RETRY_BATCH_LIMIT = 200
 # What call_log_retry and message_log_retry answer for a row they leave alone.
@@ -926,14 +953,15 @@ _NOTHING_TO_RETRY = "Nothing to retry"
 
 
 def call_logs_retry(*, log_ids: list[int]) -> RetrySummary:
-    """Retry the failed and pending call logs among `log_ids` through `call_log_retry`.
+    """Retry the failed and stuck pending call logs among `log_ids` through `call_log_retry`.
 
-    Logged and skipped rows are left alone. Each retry writes its row and events and may
-    call the CRM (contact lookup or creation, the call log).
+    Logged and skipped rows are left alone, and pending ones that may still be in flight.
+    Each retry writes its row and events and may call the CRM (contact lookup or creation,
+    the call log).
     """
     summary = RetrySummary()
     for log in CallLog.objects.filter(pk__in=log_ids).select_related("user").order_by("id"):
-        if log.status not in _RETRYABLE:
+        if not _is_retryable(log):
             summary.left_alone += 1
             continue
         summary.count(call_log_retry(log=log))
@@ -941,9 +969,10 @@ def call_logs_retry(*, log_ids: list[int]) -> RetrySummary:
 
 
 def message_log_retry(*, log: MessageLog) -> LogOutcome:
-    """Send a failed or pending message log to the CRM again, from its stored message.
+    """Send a failed (or stuck pending) message log to the CRM again, from its stored message.
 
-    Idempotent: a logged (or skipped) row is left alone, and of two simultaneous retries
+    Idempotent: a logged (or skipped) row is left alone, and so is a pending one that may
+    still be in flight (see `_pending_stuck_before`); of two simultaneous retries
     of one row only one goes on (the row is taken only if unchanged since it was read).
     The contact a user chose is kept; otherwise the rules decide again and find the
     placeholder an earlier attempt created. The message joins its conversation's CRM
@@ -952,7 +981,7 @@ def message_log_retry(*, log: MessageLog) -> LogOutcome:
     name (it is not stored); the client's next request rewrites it whole anyway.
     """
     row = MessageLog.objects.select_related("user").filter(pk=log.pk).first()
-    if row is None or row.status not in _RETRYABLE:
+    if row is None or not _is_retryable(row):
         return LogOutcome(successful=False, return_message=return_message(_NOTHING_TO_RETRY))
     user = row.user
     if not user.is_connected:
@@ -960,7 +989,7 @@ def message_log_retry(*, log: MessageLog) -> LogOutcome:
             successful=False, return_message=return_message("The user is not connected to the CRM.")
         )
     with transaction.atomic():
-        taken = MessageLog.objects.filter(pk=row.pk, status__in=_RETRYABLE, updated_at=row.updated_at).update(
+        taken = MessageLog.objects.filter(_retryable(), pk=row.pk, updated_at=row.updated_at).update(
             status=LogStatus.PENDING, updated_at=timezone.now()
         )
     if not taken:
@@ -1043,11 +1072,12 @@ def message_log_retry(*, log: MessageLog) -> LogOutcome:
 
 
 def message_logs_retry(*, log_ids: list[int]) -> RetrySummary:
-    """Retry the failed and pending message logs among `log_ids` through `message_log_retry`,
-    oldest first (so a conversation's first message creates its CRM activity)."""
+    """Retry the failed and stuck pending message logs among `log_ids` through
+    `message_log_retry`, oldest first (so a conversation's first message creates its CRM
+    activity)."""
     summary = RetrySummary()
     for log in MessageLog.objects.filter(pk__in=log_ids).order_by("created_at", "id"):
-        if log.status not in _RETRYABLE:
+        if not _is_retryable(log):
             summary.left_alone += 1
             continue
         summary.count(message_log_retry(log=log))

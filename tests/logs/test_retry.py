@@ -4,11 +4,13 @@ message logs through `message_log_retry`; idempotent, and never for auditors."""
 from __future__ import annotations
 
 import copy
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
 from connector.crm.base import CrmUnavailable
 from connector.crm.builtin import BuiltinCrmClient
@@ -116,7 +118,7 @@ def test_retry_logs_a_failed_call_and_is_idempotent(
 
     again = retry(admin_client, "calllog", log.pk)
 
-    assert "0 logged; 1 left alone (already logged or skipped)." in again.content.decode()
+    assert "0 logged; 1 left alone (already logged, skipped or still in progress)." in again.content.decode()
     assert BuiltinActivity.objects.count() == 1
     assert CallLog.objects.get().attempts == 2
     assert log.events.filter(kind=EventKind.RETRIED).count() == 1
@@ -240,6 +242,75 @@ def test_a_message_of_a_disconnected_user_is_left_as_it_is(
     log = MessageLog.objects.get()
     assert (log.status, log.attempts) == (LogStatus.FAILED, 1)
     assert not log.events.filter(kind=EventKind.RETRIED).exists()
+
+
+def mark_pending(model: type[CallLog] | type[MessageLog], pk: int, *, minutes_ago: float) -> None:
+    """Leave a row pending, as a request still working on it (or one that died) does."""
+    when = timezone.now() - timedelta(minutes=minutes_ago)
+    model.objects.filter(pk=pk).update(status=LogStatus.PENDING, updated_at=when)
+
+
+@pytest.mark.parametrize("minutes_ago", [0, 4])
+def test_a_call_pending_for_minutes_may_be_in_flight_and_is_left_alone(
+    api: ApiClient, admin_client: Client, crm_user: CrmUser, crm_down: CrmDown, minutes_ago: float
+) -> None:
+    contact = BuiltinContactFactory(phone_numbers=["+14155550100"])
+    crm_down("create_call_log")
+    api.post("/callLog", call_body(contact_id=str(contact.pk)))
+    crm_down.recover()
+    log = CallLog.objects.get()
+    mark_pending(CallLog, log.pk, minutes_ago=minutes_ago)
+
+    response = retry(admin_client, "calllog", log.pk)
+
+    assert (
+        "0 logged; 1 left alone (already logged, skipped or still in progress)." in response.content.decode()
+    )
+    log.refresh_from_db()
+    assert (log.status, log.attempts) == (LogStatus.PENDING, 1)
+    assert not log.events.filter(kind=EventKind.RETRIED).exists()
+    assert BuiltinActivity.objects.count() == 0
+
+
+def test_a_call_stuck_pending_is_retried(
+    api: ApiClient, admin_client: Client, crm_user: CrmUser, crm_down: CrmDown
+) -> None:
+    contact = BuiltinContactFactory(phone_numbers=["+14155550100"])
+    crm_down("create_call_log")
+    api.post("/callLog", call_body(contact_id=str(contact.pk)))
+    crm_down.recover()
+    log = CallLog.objects.get()
+    mark_pending(CallLog, log.pk, minutes_ago=6)
+
+    response = retry(admin_client, "calllog", log.pk)
+
+    assert "Retry: 1 logged." in response.content.decode()
+    log.refresh_from_db()
+    assert (log.status, log.attempts) == (LogStatus.LOGGED, 2)
+    assert BuiltinActivity.objects.get().contact_id == contact.pk
+
+
+def test_a_message_pending_is_retried_only_once_stuck(
+    api: ApiClient, crm_user: CrmUser, crm_down: CrmDown
+) -> None:
+    contact = BuiltinContactFactory(phone_numbers=["+14155550100"])
+    crm_down("create_message_log")
+    api.post("/messageLog", message_body([sms(1001, "Hello", 0)], str(contact.pk)))
+    crm_down.recover()
+    log = MessageLog.objects.get()
+
+    mark_pending(MessageLog, log.pk, minutes_ago=1)
+    assert message_log_retry(log=log).successful is False
+    summary = message_logs_retry(log_ids=[log.pk])
+    assert (summary.logged, summary.not_logged, summary.left_alone) == (0, 0, 1)
+    assert MessageLog.objects.get().status == LogStatus.PENDING
+    assert BuiltinActivity.objects.count() == 0
+
+    mark_pending(MessageLog, log.pk, minutes_ago=6)
+    summary = message_logs_retry(log_ids=[log.pk])
+    assert (summary.logged, summary.not_logged, summary.left_alone) == (1, 0, 0)
+    assert MessageLog.objects.get().status == LogStatus.LOGGED
+    assert BuiltinActivity.objects.count() == 1
 
 
 def test_retry_leaves_logged_and_skipped_rows_alone(admin_client: Client, crm_user: CrmUser) -> None:
