@@ -25,8 +25,9 @@ def _table(model: type[Model]) -> str:
 
 @cache
 def _fields(model: type[Model], vendor: str) -> dict[str, tuple[Field, str]]:
-    """Field name -> (field, quoted column) of `model`, built once per model: looking
-    fields up and quoting names on every statement showed in the profile."""
+    """Field name -> (field, quoted column) of `model`, built once per model and database
+    vendor (the cache key; quoting differs by vendor): looking fields up and quoting names
+    on every statement showed in the profile."""
     quote = connections[DEFAULT_DB_ALIAS].ops.quote_name
     by_attname = {f.attname: (f, quote(f.column)) for f in model._meta.concrete_fields}
     by_name = {f.name: (f, quote(f.column)) for f in model._meta.concrete_fields}

@@ -3,8 +3,8 @@
 History is never edited here, by anyone (corrections are new events): no add, change or
 delete. Auditors (view permissions, the `Auditors` group) browse, filter, search, open a
 log's timeline and export CSV. Admins (change permission) may also retry failed logs,
-and pending ones stuck for minutes, through the same services as the API. The stored request (`payload`) and
-CRM users' credentials are never loaded into a page or an export.
+and pending ones stuck for minutes, through the same services as the API. The stored
+request (`payload`) and CRM users' credentials are never loaded into a page or an export.
 """
 
 from __future__ import annotations
