@@ -848,7 +848,13 @@ def _shared_message_log(
             "message_type": "SMS",
             "phone_number": request.phone_number,
             "payload": _without_secrets(
-                {"messages": request.messages, "correspondents": request.correspondents}
+                {
+                    "messages": request.messages,
+                    "correspondents": request.correspondents,
+                    # for a retry to rebuild the conversation as the client sent it
+                    "ownerName": request.owner_name,
+                    "assigneeName": request.assignee_name,
+                }
             ),
         },
     )
@@ -977,8 +983,9 @@ def message_log_retry(*, log: MessageLog) -> LogOutcome:
     The contact a user chose is kept; otherwise the rules decide again and find the
     placeholder an earlier attempt created. The message joins its conversation's CRM
     activity when one exists. Writes the row and a `retried` event trail; calls the CRM.
-    A shared-SMS conversation is rebuilt from its stored messages, without the owner's
-    name (it is not stored); the client's next request rewrites it whole anyway.
+    A shared-SMS conversation is rebuilt from its stored messages and owner (rows stored
+    before the owner was kept are rebuilt without it; the client's next request rewrites
+    the conversation whole anyway).
     """
     row = MessageLog.objects.select_related("user").filter(pk=log.pk).first()
     if row is None or not _is_retryable(row):
@@ -1028,13 +1035,16 @@ def message_log_retry(*, log: MessageLog) -> LogOutcome:
         return LogOutcome(successful=False, return_message=decision.return_message)
 
     if shared_messages:
+        owner_name = str(payload.get("ownerName") or "")
         data = MessageLogInput(
             message=shared_messages[0],
             correspondents=correspondents,
+            owner_name=owner_name,
+            assignee_name=str(payload.get("assigneeName") or ""),
             shared_content=shared_sms_compose(
                 messages=shared_messages,
                 contact_name=decision.contact.name,
-                owner_name="",
+                owner_name=owner_name,
                 timezone_offset=user.timezone_offset,
             ),
         )

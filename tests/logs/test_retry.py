@@ -224,6 +224,7 @@ def test_a_retried_shared_conversation_is_rebuilt_from_its_messages(
 
     activity = BuiltinActivity.objects.get()
     assert "First" in activity.body and "Second" in activity.body
+    assert "Receiving call queue: Support queue" in activity.body
     assert MessageLog.objects.get().status == LogStatus.LOGGED
 
 
