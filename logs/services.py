@@ -1029,9 +1029,7 @@ def message_log_retry(*, log: MessageLog) -> LogOutcome:
     if decision.contact is None:
         status = LogStatus.SKIPPED if decision.outcome == DecisionOutcome.PROMPTED else LogStatus.FAILED
         error = (decision.return_message or {}).get("message", "") if status == LogStatus.FAILED else ""
-        _log_finish(
-            MessageLog, row.pk, status=status, last_error=error, **_decision_fields(decision), events=events
-        )
+        _log_finish(row, status=status, last_error=error, **_decision_fields(decision), events=events)
         return LogOutcome(successful=False, return_message=decision.return_message)
 
     if shared_messages:

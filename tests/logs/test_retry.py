@@ -15,7 +15,7 @@ from django.utils import timezone
 from connector.crm.base import CrmUnavailable
 from connector.crm.builtin import BuiltinCrmClient
 from connector.models import BuiltinActivity, BuiltinContact, CrmUser
-from logs.choices import EventKind, LogStatus
+from logs.choices import DecidedBy, EventKind, LogStatus
 from logs.models import CallLog, MessageLog
 from logs.services import message_log_retry, message_logs_retry
 from rules.models import PlaceholderContact, RuleSetting
@@ -312,6 +312,28 @@ def test_a_message_pending_is_retried_only_once_stuck(
     assert (summary.logged, summary.not_logged, summary.left_alone) == (1, 0, 0)
     assert MessageLog.objects.get().status == LogStatus.LOGGED
     assert BuiltinActivity.objects.count() == 1
+
+
+def test_a_retried_message_whose_number_now_matches_no_contact_is_skipped(crm_user: CrmUser) -> None:
+    """The rules decide again on a retry; with the default (prompt) and no contact for the
+    number, the row ends skipped with the decision in its trail, and the CRM is not asked."""
+    log = MessageLogFactory(
+        user=crm_user,
+        status=LogStatus.FAILED,
+        decided_by=DecidedBy.RULE,
+        phone_number="+14155550142",
+        contact_id="",
+        crm_log_id="",
+        payload={"message": sms(1003, "Anyone there?", 0), "correspondents": [JANE]},
+    )
+
+    outcome = message_log_retry(log=log)
+
+    assert outcome.successful is False
+    log.refresh_from_db()
+    assert (log.status, log.attempts) == (LogStatus.SKIPPED, 2)
+    assert list(log.events.values_list("kind", flat=True))[-2:] == [EventKind.RETRIED, EventKind.PROMPTED]
+    assert BuiltinActivity.objects.count() == 0
 
 
 def test_retry_leaves_logged_and_skipped_rows_alone(admin_client: Client, crm_user: CrmUser) -> None:
