@@ -119,7 +119,7 @@ def insert_parent_and_child(
     columns, params = _columns(parent, values)
     child_columns, child_params = _columns(child, child_values)
     parent_pk = connection.ops.quote_name(parent._meta.pk.column)
-    link_column = connection.ops.quote_name(child._meta.get_field(link).column)
+    link_column = _fields(child, connection.vendor)[link][1]
     sql = (
         f"WITH parent AS (INSERT INTO {_table(parent)} ({', '.join(columns)})"  # noqa: S608
         f" VALUES ({', '.join(['%s'] * len(params))}) RETURNING {parent_pk})"

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from django.contrib import admin, messages
 from django.contrib.auth import get_permission_codename
@@ -40,6 +40,9 @@ from logs.selectors import (
     phone_search_number,
 )
 from logs.services import RETRY_BATCH_LIMIT, RetrySummary, call_logs_retry, message_logs_retry
+
+if TYPE_CHECKING:
+    from django.contrib.admin.options import _FieldOpts, _FieldsetSpec
 
 # --- list filters --------------------------------------------------------------------------
 
@@ -125,7 +128,7 @@ def _detail_text(detail: dict[str, Any]) -> str:
 
 
 # The parts of a log's detail page that calls and messages share.
-CONTACT_FIELDSET = (
+CONTACT_FIELDSET: tuple[str, _FieldOpts] = (
     "Contact",
     {
         "fields": (
@@ -139,7 +142,7 @@ CONTACT_FIELDSET = (
         )
     },
 )
-OUTCOME_FIELDSET = (
+OUTCOME_FIELDSET: tuple[str, _FieldOpts] = (
     "Outcome",
     {"fields": ("status", "attempts", "last_error_text", "crm_log_id", "created_at", "updated_at")},
 )
@@ -313,7 +316,7 @@ class CallLogAdmin(LogHistoryAdmin):
         "Phone number (any format), session id, telephony session id, CRM log id, CRM contact id "
         "or contact name."
     )
-    fieldsets = (
+    fieldsets: ClassVar[_FieldsetSpec] = (
         (
             "Call",
             {
@@ -422,7 +425,7 @@ class MessageLogAdmin(LogHistoryAdmin):
     search_help_text = (
         "Phone number (any format), message id, conversation id, CRM log id, CRM contact id or contact name."
     )
-    fieldsets = (
+    fieldsets: ClassVar[_FieldsetSpec] = (
         (
             "Message",
             {

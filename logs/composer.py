@@ -337,7 +337,7 @@ def shared_sms_compose(
     Follows the layout of App Connect's shared-SMS summary, with real start and end times
     (the peer's end time falls back to 1970 for ISO timestamps; ours does not).
     """
-    stamped = [(parse_time(m.get("creationTime")), m) for m in messages if parse_time(m.get("creationTime"))]
+    stamped = [(moment, m) for m in messages if (moment := parse_time(m.get("creationTime"))) is not None]
     stamped.sort(key=lambda pair: pair[0], reverse=True)  # newest first
     times = [moment for moment, _ in stamped]
     agents: list[str] = []

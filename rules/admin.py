@@ -74,7 +74,8 @@ class RuleSettingForm(forms.ModelForm):
         }
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         key, value = data.get("key"), data.get("value")
         if key and "value" in data:
             try:
@@ -118,7 +119,8 @@ class PlaceholderNameForm(forms.ModelForm):
         fields = ("account", "contact_type", "template")
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         errors = placeholder_name_errors(
             contact_type=data.get("contact_type") or "", template=data.get("template") or ""
         )

@@ -88,8 +88,8 @@ def scope_rows_get(*, account: Account | None) -> ScopeRows:
         settings[row.key] = _entry(row)
         sources[row.key] = "account" if row.account_id else "site"
     names: dict[str, tuple[str, str]] = {}
-    for row in sorted(name_rows, key=lambda r: r.account_id is not None):
-        names[row.contact_type] = (row.template, "account" if row.account_id else "site")
+    for name_row in sorted(name_rows, key=lambda r: r.account_id is not None):
+        names[name_row.contact_type] = (name_row.template, "account" if name_row.account_id else "site")
     rows = ScopeRows(settings=settings, placeholder_names=names, scope_names=sources)
     cache.set(key, rows, CACHE_SECONDS)
     return rows
@@ -172,7 +172,8 @@ def settings_merge(*, admin: SettingsMap, user: SettingsMap | None) -> SettingsM
                 del merged[key]
                 continue
             entry = merged[key]
-            value = entry.get("value") if isinstance(entry.get("value"), dict) else {}
+            raw = entry.get("value")
+            value = raw if isinstance(raw, dict) else {}
             merged[key] = {**entry, "value": {**value, "config": config}}
     return merged
 

@@ -47,7 +47,7 @@ class CachedFieldsSerializer(serializers.Serializer):
         return fields
 
     @property
-    def fields(self) -> BindingDict:  # type: ignore[override]
+    def fields(self) -> BindingDict:
         cls = type(self)
         shared = cls.__dict__.get("_shared_fields")
         if shared is None:

@@ -120,10 +120,12 @@ class ConnectorApi(APIView):
         self.token_state, self.identity = jwt_read(request._request)
         super().initial(request, *args, **kwargs)
 
-    def finalize_response(
+    # DRF's stubs say Response; at run time it takes any HttpResponse, and the text answers
+    # App Connect expects (e.g. "Please go to Settings and authorize CRM platform") are plain ones.
+    def finalize_response(  # type: ignore[override]
         self, request: Request, response: HttpResponse, *args: Any, **kwargs: Any
     ) -> HttpResponse:
-        response = super().finalize_response(request, response, *args, **kwargs)
+        response = super().finalize_response(request, response, *args, **kwargs)  # type: ignore[arg-type]
         identity = getattr(self, "identity", None)
         if identity is not None and identity.refreshed_token:
             response[REFRESHED_TOKEN_HEADER] = identity.refreshed_token
