@@ -9,6 +9,8 @@ unset DATABASE_URL
 echo "==> lint"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
+echo "==> types"
+DEBUG=true .venv/bin/mypy  # DEBUG: the Django plugin imports the settings, which need no secrets then
 echo "==> migrations are up to date"
 .venv/bin/python manage.py makemigrations --check --dry-run
 if [[ ! -x /usr/bin/chromium && "$(id -u)" -eq 0 ]] && command -v apt-get >/dev/null; then
