@@ -738,27 +738,12 @@ def message_log_create(*, user_id: str, request: MessageLogRequest) -> LogOutcom
             owner_name=request.owner_name,
             assignee_name=request.assignee_name,
         )
-        try:
-            if crm_log_id:
-                result = client.update_message_log(
-                    user=user, contact=contact, crm_log_id=crm_log_id, data=data
-                )
-                returned_message = result.return_message
-            else:
-                created = client.create_message_log(user=user, contact=contact, data=data)
-                returned_message = created.return_message
-                crm_log_id = str(created.log_id) if created.log_id else ""
-        except CrmError as exc:
-            operation = "updateMessageLog" if crm_log_id else "createMessageLog"
-            events.append((EventKind.CRM_FAILED, "", {"error": str(exc), "status": exc.status_code}))
-            _log_finish(
-                row, status=LogStatus.FAILED, last_error=str(exc), **_decision_fields(decision), events=events
-            )
-            return LogOutcome(
-                successful=False,
-                return_message=crm_failure_message(operation=operation, error=exc, platform=user.platform),
-                log_ids=log_ids,
-            )
+        sent = _message_send(
+            row, user=user, client=client, decision=decision, events=events, data=data, crm_log_id=crm_log_id
+        )
+        if sent.failure is not None:
+            return LogOutcome(successful=False, return_message=sent.failure, log_ids=log_ids)
+        crm_log_id, returned_message = sent.crm_log_id, sent.returned
         last_message = returned_message
         if not _crm_result_record(
             row, decision=decision, events=events, crm_log_id=crm_log_id, returned=returned_message
@@ -766,6 +751,50 @@ def message_log_create(*, user_id: str, request: MessageLogRequest) -> LogOutcom
             return LogOutcome(successful=False, return_message=returned_message, log_ids=log_ids)
         log_ids.append(message_id)
     return LogOutcome(successful=True, log_ids=log_ids, return_message=last_message)
+
+
+@dataclass(slots=True)
+class _CrmSend:
+    """What `_message_send` came to: the conversation's CRM activity and the CRM's message,
+    or `failure`, App Connect's warning for a CRM error (the row is then recorded failed)."""
+
+    crm_log_id: str
+    returned: JsonDict | None = None
+    failure: JsonDict | None = None
+
+
+def _message_send(
+    row: MessageLog,
+    *,
+    user: CrmUser,
+    client: CrmClient,
+    decision: ContactDecision,
+    events: list[tuple[str, str, JsonDict]],
+    data: MessageLogInput,
+    crm_log_id: str,
+) -> _CrmSend:
+    """Add one message to its conversation's CRM activity (`crm_log_id`), or create that
+    activity; on a CRM error, record the row failed with its events. For a request and for
+    a retry alike."""
+    assert decision.contact is not None
+    operation = "updateMessageLog" if crm_log_id else "createMessageLog"
+    try:
+        if crm_log_id:
+            returned = client.update_message_log(
+                user=user, contact=decision.contact, crm_log_id=crm_log_id, data=data
+            ).return_message
+        else:
+            created = client.create_message_log(user=user, contact=decision.contact, data=data)
+            returned = created.return_message
+            crm_log_id = str(created.log_id) if created.log_id else ""
+    except CrmError as exc:
+        events.append((EventKind.CRM_FAILED, "", {"error": str(exc), "status": exc.status_code}))
+        _log_finish(
+            row, status=LogStatus.FAILED, last_error=str(exc), **_decision_fields(decision), events=events
+        )
+        failure = crm_failure_message(operation=operation, error=exc, platform=user.platform)
+        return _CrmSend(crm_log_id=crm_log_id, failure=failure)
+    return _CrmSend(crm_log_id=crm_log_id, returned=returned)
 
 
 def _crm_result_record(
@@ -1053,25 +1082,12 @@ def message_log_retry(*, log: MessageLog) -> LogOutcome:
             message=message, correspondents=correspondents, links=_message_links(message, "")
         )
         crm_log_id = _conversation_crm_log_id(user=user, conversation_log_id=row.conversation_log_id)
-    operation = "updateMessageLog" if crm_log_id else "createMessageLog"
-    try:
-        if crm_log_id:
-            returned = client.update_message_log(
-                user=user, contact=decision.contact, crm_log_id=crm_log_id, data=data
-            ).return_message
-        else:
-            created = client.create_message_log(user=user, contact=decision.contact, data=data)
-            returned = created.return_message
-            crm_log_id = str(created.log_id) if created.log_id else ""
-    except CrmError as exc:
-        events.append((EventKind.CRM_FAILED, "", {"error": str(exc), "status": exc.status_code}))
-        _log_finish(
-            row, status=LogStatus.FAILED, last_error=str(exc), **_decision_fields(decision), events=events
-        )
-        return LogOutcome(
-            successful=False,
-            return_message=crm_failure_message(operation=operation, error=exc, platform=user.platform),
-        )
+    sent = _message_send(
+        row, user=user, client=client, decision=decision, events=events, data=data, crm_log_id=crm_log_id
+    )
+    if sent.failure is not None:
+        return LogOutcome(successful=False, return_message=sent.failure)
+    crm_log_id, returned = sent.crm_log_id, sent.returned
     if not _crm_result_record(
         row, decision=decision, events=events, crm_log_id=crm_log_id, returned=returned
     ):
