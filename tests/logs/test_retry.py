@@ -231,18 +231,33 @@ def test_a_retried_shared_conversation_is_rebuilt_from_its_messages(
 def test_a_message_of_a_disconnected_user_is_left_as_it_is(
     api: ApiClient, crm_user: CrmUser, crm_down: CrmDown
 ) -> None:
-    contact = BuiltinContactFactory(phone_numbers=["+14155550100"])
-    crm_down("create_message_log")
-    api.post("/messageLog", message_body([sms(1001, "Hello", 0)], str(contact.pk)))
-    crm_down.recover()
+    _, failed = failed_message(api, crm_down)
     CrmUser.objects.filter(pk=crm_user.pk).update(access_token="")
 
-    outcome = message_log_retry(log=MessageLog.objects.get())
+    outcome = message_log_retry(log=failed)
 
     assert outcome.successful is False
     log = MessageLog.objects.get()
     assert (log.status, log.attempts) == (LogStatus.FAILED, 1)
     assert not log.events.filter(kind=EventKind.RETRIED).exists()
+
+
+def failed_call(api: ApiClient, crm_down: CrmDown) -> tuple[BuiltinContact, CallLog]:
+    """A call log the CRM failed to take, against a known contact; the CRM is back up."""
+    contact = BuiltinContactFactory(phone_numbers=["+14155550100"])
+    crm_down("create_call_log")
+    api.post("/callLog", call_body(contact_id=str(contact.pk)))
+    crm_down.recover()
+    return contact, CallLog.objects.get()
+
+
+def failed_message(api: ApiClient, crm_down: CrmDown) -> tuple[BuiltinContact, MessageLog]:
+    """A message log the CRM failed to take, against a known contact; the CRM is back up."""
+    contact = BuiltinContactFactory(phone_numbers=["+14155550100"])
+    crm_down("create_message_log")
+    api.post("/messageLog", message_body([sms(1001, "Hello", 0)], str(contact.pk)))
+    crm_down.recover()
+    return contact, MessageLog.objects.get()
 
 
 def mark_pending(model: type[CallLog] | type[MessageLog], pk: int, *, minutes_ago: float) -> None:
@@ -255,11 +270,7 @@ def mark_pending(model: type[CallLog] | type[MessageLog], pk: int, *, minutes_ag
 def test_a_call_pending_for_minutes_may_be_in_flight_and_is_left_alone(
     api: ApiClient, admin_client: Client, crm_user: CrmUser, crm_down: CrmDown, minutes_ago: float
 ) -> None:
-    contact = BuiltinContactFactory(phone_numbers=["+14155550100"])
-    crm_down("create_call_log")
-    api.post("/callLog", call_body(contact_id=str(contact.pk)))
-    crm_down.recover()
-    log = CallLog.objects.get()
+    _, log = failed_call(api, crm_down)
     mark_pending(CallLog, log.pk, minutes_ago=minutes_ago)
 
     response = retry(admin_client, "calllog", log.pk)
@@ -276,11 +287,7 @@ def test_a_call_pending_for_minutes_may_be_in_flight_and_is_left_alone(
 def test_a_call_stuck_pending_is_retried(
     api: ApiClient, admin_client: Client, crm_user: CrmUser, crm_down: CrmDown
 ) -> None:
-    contact = BuiltinContactFactory(phone_numbers=["+14155550100"])
-    crm_down("create_call_log")
-    api.post("/callLog", call_body(contact_id=str(contact.pk)))
-    crm_down.recover()
-    log = CallLog.objects.get()
+    contact, log = failed_call(api, crm_down)
     mark_pending(CallLog, log.pk, minutes_ago=6)
 
     response = retry(admin_client, "calllog", log.pk)
@@ -294,11 +301,7 @@ def test_a_call_stuck_pending_is_retried(
 def test_a_message_pending_is_retried_only_once_stuck(
     api: ApiClient, crm_user: CrmUser, crm_down: CrmDown
 ) -> None:
-    contact = BuiltinContactFactory(phone_numbers=["+14155550100"])
-    crm_down("create_message_log")
-    api.post("/messageLog", message_body([sms(1001, "Hello", 0)], str(contact.pk)))
-    crm_down.recover()
-    log = MessageLog.objects.get()
+    _, log = failed_message(api, crm_down)
 
     mark_pending(MessageLog, log.pk, minutes_ago=1)
     assert message_log_retry(log=log).successful is False
