@@ -97,7 +97,26 @@ DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=
 # A health check costs a round trip per request; a broken connection is dropped after the
 # request that finds it instead.
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = env.bool("CONN_HEALTH_CHECKS", default=False)
+# PostgreSQL: a psycopg connection pool per process (Django's OPTIONS["pool"]) of at most
+# DB_POOL_MAX_SIZE connections; 0 keeps one persistent connection per thread instead. A
+# thread gives its connection back before every CRM call (connector.crm.base), so a pool
+# far smaller than the threads serves them: each holds a connection for its milliseconds
+# of SQL, not for the CRM's round trips.
+DB_POOL_MAX_SIZE = env.int("DB_POOL_MAX_SIZE", default=0)
+if DB_POOL_MAX_SIZE < 0:
+    raise ImproperlyConfigured("DB_POOL_MAX_SIZE must be 0 (no pool) or a positive number.")
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    if DB_POOL_MAX_SIZE:
+        DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+            "min_size": min(2, DB_POOL_MAX_SIZE),
+            "max_size": DB_POOL_MAX_SIZE,
+            # a thread waits this long for a free connection, then its request fails cleanly
+            "timeout": env.float("DB_POOL_TIMEOUT_SECONDS", default=10.0),
+        }
+        # The pool keeps connections; Django must not also keep one per thread. A pooled
+        # connection is checked when taken, so one killed by the server fails no request.
+        DATABASES["default"]["CONN_MAX_AGE"] = 0
+        DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
     # Parameters travel apart from the SQL, and psycopg prepares a statement once a
     # connection has run it DB_PREPARE_THRESHOLD times, so PostgreSQL neither parses nor
     # plans the hot queries again. Django turns preparing off unless asked; turned on, the
@@ -190,6 +209,7 @@ SPECTACULAR_SETTINGS = {
 }
 
 # App-specific settings, read through connector.conf.connector_settings.
+_OUTBOUND_TIMEOUT = env.float("OUTBOUND_TIMEOUT_SECONDS", default=10.0)
 CONNECTOR = {
     "PLATFORMS": {
         "builtin": "connector.crm.builtin.BuiltinCrmClient",
@@ -197,7 +217,12 @@ CONNECTOR = {
     "DEFAULT_PLATFORM": "builtin",
     "RINGCENTRAL_SERVER": env.str("RINGCENTRAL_SERVER", default="https://platform.ringcentral.com"),
     "DEFAULT_PHONE_REGION": env.str("DEFAULT_PHONE_REGION", default="US"),
-    "OUTBOUND_TIMEOUT_SECONDS": env.float("OUTBOUND_TIMEOUT_SECONDS", default=10.0),
+    "OUTBOUND_TIMEOUT_SECONDS": _OUTBOUND_TIMEOUT,
+    # How long a claimed call or message log belongs to the request that claimed it, from
+    # the claim and again from the start of its CRM write; once it lapses (the request
+    # died), the next request, retry or recovery task for the same log takes it over.
+    # Default: long enough for a CRM write and one retry of it.
+    "LOG_LEASE_SECONDS": env.float("LOG_LEASE_SECONDS", default=2 * _OUTBOUND_TIMEOUT + 5),
 }
 # More connectors without editing this file: "name=dotted.path.ToClient,name2=...".
 for _entry in env.list("CRM_PLATFORMS_EXTRA", default=[]):

@@ -19,6 +19,34 @@ from django.db.models import Field, Model
 from django.utils import timezone
 
 
+class CrmCallInTransaction(RuntimeError):
+    """A CRM call was made inside a database transaction: a programming error.
+
+    A transaction (and, on SQLite, the database-wide write lock) would stay open for the
+    CRM's whole round trip, stalling every other request that writes.
+    """
+
+
+def in_transaction() -> bool:
+    """Whether the current thread has a database transaction open (test cases' own
+    wrapping transactions excepted: they stand for autocommit)."""
+    return any(not getattr(block, "_from_testcase", False) for block in connection.atomic_blocks)
+
+
+def connection_release_before_crm_call(*, keep: bool, operation: str) -> None:
+    """Before a CRM call: refuse to run inside a transaction, and give a pooled connection
+    back to its pool unless `keep` (the CRM itself uses our database).
+
+    The next statement takes a connection from the pool again (checked first, so one the
+    server dropped meanwhile is replaced). Without a pool the connection stays: a
+    persistent one costs nothing to keep, and a new one costs a connect.
+    """
+    if in_transaction():
+        raise CrmCallInTransaction(f"CRM call {operation} inside a database transaction")
+    if not keep and connection.connection is not None and getattr(connection, "pool", None) is not None:
+        connection.close()
+
+
 def _table(model: type[Model]) -> str:
     return connection.ops.quote_name(model._meta.db_table)
 

@@ -16,6 +16,7 @@ from connector.crm.base import (
     CrmRateLimited,
     FindContactResult,
     JsonDict,
+    UserInfoResult,
 )
 from connector.crm.builtin import api_key_digest
 from connector.crm.registry import crm_registry
@@ -87,7 +88,6 @@ class LoginOutcome:
     return_message: JsonDict | None
 
 
-@transaction.atomic
 def crm_user_login_with_api_key(
     *,
     platform: str,
@@ -101,7 +101,7 @@ def crm_user_login_with_api_key(
 
     Writes one `CrmUser` row (the user's own settings are kept across logins). Raises
     `ConnectorNotFound`, `LoginRefused` (the CRM said no) or `ErrorObject` (the CRM could
-    not be asked).
+    not be asked). The CRM is asked before the transaction that writes the user begins.
     """
     client = crm_registry.get(platform)
     try:
@@ -110,6 +110,27 @@ def crm_user_login_with_api_key(
         raise ErrorObject(str(exc)) from exc
     if not info.successful or not info.user_id:
         raise LoginRefused(info.return_message or return_message("Login failed."))
+    return _crm_user_connect(
+        platform=platform,
+        info=info,
+        api_key=api_key,
+        hostname=hostname,
+        hashed_rc_extension_id=hashed_rc_extension_id,
+        rc_account_id=rc_account_id,
+    )
+
+
+@transaction.atomic
+def _crm_user_connect(
+    *,
+    platform: str,
+    info: UserInfoResult,
+    api_key: str,
+    hostname: str,
+    hashed_rc_extension_id: str,
+    rc_account_id: str,
+) -> LoginOutcome:
+    """Create or update the user the CRM named, locked against a concurrent login."""
     user, _ = CrmUser.objects.select_for_update().get_or_create(
         pk=info.user_id, defaults={"platform": platform}
     )

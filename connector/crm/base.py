@@ -9,12 +9,15 @@ Failures are raised as the typed `CrmError`s below, never as bare HTTP errors.
 from __future__ import annotations
 
 import abc
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import requests
 
 from connector.choices import AuthType
+from connector.db import connection_release_before_crm_call
 
 if TYPE_CHECKING:
     from connector.models import CrmUser
@@ -188,17 +191,65 @@ class MessageLogInput:
 # --- the contract ----------------------------------------------------------------------
 
 
+# The contract's methods that may wait for the CRM (everything but the manifest and formats).
+CRM_CALLS = frozenset(
+    {
+        "get_user_info",
+        "unauthorize",
+        "auth_validation",
+        "find_contact",
+        "find_contact_with_name",
+        "create_contact",
+        "create_call_log",
+        "update_call_log",
+        "get_call_log",
+        "find_call_log",
+        "create_message_log",
+        "update_message_log",
+        "find_message_log",
+    }
+)
+
+
+def _crm_call(method: Callable[..., Any]) -> Callable[..., Any]:
+    """Wrap a CRM call so that nothing of ours is held while the CRM answers."""
+
+    @functools.wraps(method)
+    def call(self: CrmClient, *args: Any, **kwargs: Any) -> Any:
+        connection_release_before_crm_call(keep=self.uses_database, operation=method.__name__)
+        return method(self, *args, **kwargs)
+
+    call.__crm_call__ = True  # type: ignore[attr-defined]
+    return call
+
+
 class CrmClient(abc.ABC):
-    """One CRM platform. Instances are shared across requests and must hold no user state.
+    """One CRM platform. Instances are shared by every thread of a process, so they hold
+    no user state and anything they keep (an HTTP session, a cache) is safe to share.
 
     Subclasses must implement the abstract methods; the optional ones raise
     `NotImplementedError` and are reported as absent by `implemented_interfaces`.
+
+    Every CRM call (`CRM_CALLS`) a subclass defines is wrapped, without the subclass doing
+    anything: it refuses to run inside a database transaction (a CRM answers in hundreds
+    of milliseconds; no lock or transaction may wait on it), and gives a pooled database
+    connection back to the pool first, so a thread holds no connection while the CRM
+    answers. A connector that keeps its data in our database (`uses_database`, the
+    built-in CRM) keeps its connection.
     """
 
     auth_type: ClassVar[str] = AuthType.API_KEY
+    uses_database: ClassVar[bool] = False
 
     def __init__(self, platform: str) -> None:
         self.platform = platform
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for name in CRM_CALLS & cls.__dict__.keys():
+            method = cls.__dict__[name]
+            if callable(method) and not getattr(method, "__crm_call__", False):
+                setattr(cls, name, _crm_call(method))
 
     # manifest and capabilities
 

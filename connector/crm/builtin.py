@@ -61,6 +61,8 @@ def _iso(value: Any) -> str | None:
 class BuiltinCrmClient(CrmClient):
     """The built-in CRM. Contacts are shared by all its users, like one CRM organisation."""
 
+    uses_database = True
+
     def manifest(self) -> JsonDict:
         return {
             "name": self.platform,

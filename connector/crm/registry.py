@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 from django.utils.module_loading import import_string
 
 from connector.conf import connector_settings
@@ -10,10 +12,25 @@ from connector.exceptions import ConnectorNotFound
 
 
 class CrmRegistry:
-    """Builds one client per configured platform on first use and hands it out."""
+    """Builds one client per configured platform on first use and hands it out.
+
+    Safe to share between threads: the clients are built once, under a lock, so every
+    thread of a process gets the same client of a platform (a client may keep a pooled
+    HTTP session, or, in the benchmark's in-memory CRM, its data).
+    """
 
     def __init__(self) -> None:
         self._clients: dict[str, CrmClient] | None = None
+        self._lock = threading.Lock()
+
+    def _loaded(self) -> dict[str, CrmClient]:
+        clients = self._clients
+        if clients is None:
+            with self._lock:
+                if self._clients is None:
+                    self._clients = self._load()
+                clients = self._clients
+        return clients
 
     def _load(self) -> dict[str, CrmClient]:
         clients: dict[str, CrmClient] = {}
@@ -26,17 +43,13 @@ class CrmRegistry:
 
     def get(self, platform: str) -> CrmClient:
         """The client for `platform`; raises `ConnectorNotFound` for an unknown name."""
-        if self._clients is None:
-            self._clients = self._load()
         try:
-            return self._clients[platform]
+            return self._loaded()[platform]
         except KeyError:
             raise ConnectorNotFound(platform) from None
 
     def platforms(self) -> list[str]:
-        if self._clients is None:
-            self._clients = self._load()
-        return list(self._clients)
+        return list(self._loaded())
 
     def reload(self) -> None:
         self._clients = None
