@@ -261,3 +261,11 @@ CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="")
 CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_IGNORE_RESULT = True
+# `celery -A config beat`: the periodic work, fixed in code.
+CELERY_BEAT_SCHEDULE = {
+    # pending logs whose request died, failed ones the CRM may hold (logs.services.logs_recover)
+    "recover-abandoned-logs": {"task": "logs.recover", "schedule": 60.0},
+}

@@ -172,3 +172,21 @@ class BuiltinActivity(models.Model):
 
     def __str__(self) -> str:
         return self.subject or f"{self.get_kind_display()} #{self.pk}"
+
+
+class BuiltinActivityKey(models.Model):
+    """A key an activity was logged under (a call's session, a message's id), so the
+    built-in CRM can say whether it already holds a log: what the logging pipeline asks
+    before it sends again a write that was interrupted (`find_call_log`)."""
+
+    activity = models.ForeignKey(BuiltinActivity, on_delete=models.CASCADE, related_name="keys")
+    owner = models.ForeignKey(BuiltinCrmUser, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=300)
+
+    class Meta:
+        verbose_name = "built-in CRM activity key"
+        ordering = ("id",)
+        indexes = [models.Index(fields=("owner", "key"), name="connector_bactivitykey_key")]
+
+    def __str__(self) -> str:
+        return self.key

@@ -2,8 +2,9 @@
 
 History is never edited here, by anyone (corrections are new events): no add, change or
 delete. Auditors (view permissions, the `Auditors` group) browse, filter, search, open a
-log's timeline and export CSV. Admins (change permission) may also retry failed logs,
-and pending ones stuck for minutes, through the same services as the API. The stored
+log's timeline and export CSV. Admins (change permission) may also retry failed logs, and
+pending ones whose request died, through the same pipeline as the API, and send again an
+unconfirmed log once they checked that the CRM does not hold it. The stored
 request (`payload`) and CRM users' credentials are never loaded into a page or an export.
 """
 
@@ -198,7 +199,7 @@ class LogHistoryAdmin(ExportMixin, HistoryAdmin):
     list_select_related = ("user", "placeholder")
     list_per_page = 100
     show_full_result_count = False  # one COUNT per page, not two
-    actions = ("retry_selected",)
+    actions = ("retry_selected", "resend_unconfirmed")
     list_filter = (
         ("created_at", admin.DateFieldListFilter),
         "status",
@@ -211,7 +212,7 @@ class LogHistoryAdmin(ExportMixin, HistoryAdmin):
     )
     exclude = ("payload",)
 
-    def retry_logs(self, *, log_ids: list[int]) -> RetrySummary:
+    def retry_logs(self, *, log_ids: list[int], resend: bool) -> RetrySummary:
         """Retry these logs through the service of their kind."""
         raise NotImplementedError
 
@@ -234,21 +235,36 @@ class LogHistoryAdmin(ExportMixin, HistoryAdmin):
         return request.user.has_perm(f"{opts.app_label}.{get_permission_codename('change', opts)}")
 
     @admin.action(
-        description="Retry selected %(verbose_name_plural)s (failed, or stuck pending)", permissions=["retry"]
+        description="Retry selected %(verbose_name_plural)s (failed, or abandoned by their request)",
+        permissions=["retry"],
     )
     def retry_selected(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        self._retry(request, queryset, resend=False)
+
+    @admin.action(
+        description="Send again selected unconfirmed %(verbose_name_plural)s (checked: not in the CRM)",
+        permissions=["retry"],
+    )
+    def resend_unconfirmed(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        """An unconfirmed log may be in the CRM already, which could not be asked: the admin
+        looked in the CRM, did not find it, and has it sent again."""
+        self._retry(request, queryset, resend=True)
+
+    def _retry(self, request: HttpRequest, queryset: QuerySet[Any], *, resend: bool) -> None:
         log_ids = list(queryset.values_list("pk", flat=True)[: RETRY_BATCH_LIMIT + 1])
         if len(log_ids) > RETRY_BATCH_LIMIT:
             message = f"Select at most {RETRY_BATCH_LIMIT} logs to retry at once (filter on status first)."
             self.message_user(request, message, messages.ERROR)
             return
-        summary = self.retry_logs(log_ids=log_ids)
+        summary = self.retry_logs(log_ids=log_ids, resend=resend)
         parts = [f"{summary.logged} logged"]
         if summary.not_logged:
             reasons = ", ".join(f"{reason} ({count})" for reason, count in sorted(summary.errors.items()))
             parts.append(f"{summary.not_logged} not logged: {reasons}")
         if summary.left_alone:
-            parts.append(f"{summary.left_alone} left alone (already logged, skipped or still in progress)")
+            parts.append(
+                f"{summary.left_alone} left alone (already logged, skipped, unconfirmed or still in progress)"
+            )
         level = messages.WARNING if summary.not_logged else messages.SUCCESS
         self.message_user(request, "Retry: " + "; ".join(parts) + ".", level)
 
@@ -363,8 +379,8 @@ class CallLogAdmin(LogHistoryAdmin):
         "updated_at",
     )
 
-    def retry_logs(self, *, log_ids: list[int]) -> RetrySummary:
-        return call_logs_retry(log_ids=log_ids)
+    def retry_logs(self, *, log_ids: list[int], resend: bool) -> RetrySummary:
+        return call_logs_retry(log_ids=log_ids, resend=resend)
 
     def get_urls(self) -> list[URLPattern]:
         dashboard = path("dashboard/", self.admin_site.admin_view(self.dashboard_view), name="logs_dashboard")
@@ -468,8 +484,8 @@ class MessageLogAdmin(LogHistoryAdmin):
         "updated_at",
     )
 
-    def retry_logs(self, *, log_ids: list[int]) -> RetrySummary:
-        return message_logs_retry(log_ids=log_ids)
+    def retry_logs(self, *, log_ids: list[int], resend: bool) -> RetrySummary:
+        return message_logs_retry(log_ids=log_ids, resend=resend)
 
 
 # --- the event trail -----------------------------------------------------------------------

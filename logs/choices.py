@@ -14,6 +14,9 @@ class LogStatus(models.TextChoices):
     LOGGED = "logged", "Logged"  # the CRM holds the activity (crm_log_id)
     SKIPPED = "skipped", "Skipped"  # nothing logged on purpose (the rule left it to the user)
     FAILED = "failed", "Failed"  # the CRM refused or failed; see last_error
+    # A CRM write may have gone through, and this CRM cannot be asked whether it holds the
+    # activity: never resent blind; an admin checks the CRM and resends or leaves it.
+    UNCONFIRMED = "unconfirmed", "Unconfirmed"
 
 
 class Direction(models.TextChoices):
@@ -35,3 +38,6 @@ class EventKind(models.TextChoices):
     CRM_UPDATED = "crm_updated", "Updated in the CRM"
     CRM_FAILED = "crm_failed", "CRM failed"
     RETRIED = "retried", "Retry requested"
+    # Whether the CRM holds a write that an interrupted attempt began (`found`).
+    CRM_CHECKED = "crm_checked", "Checked the CRM"
+    UNCONFIRMED = "unconfirmed", "Left for an admin"

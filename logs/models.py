@@ -38,6 +38,13 @@ class LogRecord(models.Model):
     status = models.CharField(max_length=16, choices=LogStatus.choices, default=LogStatus.PENDING)
     attempts = models.PositiveIntegerField(default=0)
     last_error = models.TextField(blank=True)
+    # The lease: the request (or retry, or task) working on a pending row, by a random
+    # token, and until when. Another one takes the row over only once the lease lapsed.
+    lease_owner = models.CharField(max_length=32, blank=True)
+    lease_until = models.DateTimeField(null=True, blank=True)
+    # Set when a CRM write begins, cleared when its outcome is recorded. While it is set
+    # the CRM may hold the activity, so nothing is sent again before the CRM is asked.
+    crm_write_started_at = models.DateTimeField("CRM write started", null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

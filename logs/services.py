@@ -1,23 +1,41 @@
 """Logging calls and messages into the CRM, and recording every step in the log history.
 
-A log row is claimed (inserted as pending) before anything else happens, under a unique
-key per user, platform, session and extension identity; only the request that claimed it
-goes on. Then the contact is decided (rules), the CRM is called, and the row and its event
-trail say what happened. A failed or skipped row can be claimed again, which is how a
-retry logs against the contact that was already chosen or created.
+One pipeline, whichever way a log arrives (an API request, an admin's retry, the recovery
+task): claim the row -> decide the contact (rules) -> write to the CRM -> finish.
+
+- **Claim.** A row per call (user, platform, session, extension identity) or message is
+  inserted as pending under a unique key, with a *lease*: a random token and a time. Only
+  the lease holder goes on. A failed or skipped row, or a pending one whose lease lapsed
+  (its request died), is taken over by the next request, retry or task for it, with a
+  compare-and-set on the token it saw, so exactly one of them wins.
+- **Write.** Just before the CRM write, the holder records the decided contact and marks
+  the write as started (`crm_write_started_at`), fenced by its token: a holder that lost
+  its lease writes nothing.
+- **Finish.** The outcome and the attempt's events are recorded together, in one
+  transaction; the write mark is cleared once the CRM's answer is known.
+- **Reconcile.** A row still marked as written (its holder died, or the CRM's answer was
+  lost) is never sent again blind: the CRM is asked first (`find_call_log`,
+  `find_message_log`). Found: the row is recorded as logged. Not found: it is sent. A CRM
+  that cannot be asked: the row becomes `unconfirmed`, for an admin.
+
+So each call or message is written to the CRM at most once however requests, retries and
+crashes interleave, and what a dead request left is finished by the next touch.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
+import secrets
+import time
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 from urllib.parse import quote
 
 from django.core.cache import cache
 from django.db import DatabaseError, connection, transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
 from connector.conf import connector_settings
@@ -32,7 +50,7 @@ from connector.crm.base import (
     MessageLogInput,
 )
 from connector.crm.registry import crm_registry
-from connector.db import insert_many, insert_returning_pk, update_and_insert, with_defaults
+from connector.db import insert_returning_pk, with_defaults
 from connector.exceptions import return_message
 from connector.models import CrmUser
 from connector.selectors import crm_user_get
@@ -44,8 +62,12 @@ from logs.selectors import call_log_find_logged, call_logs_of_session, identity_
 from rules.choices import DecisionOutcome
 from rules.services import ContactDecision, contact_decide
 
+logger = logging.getLogger(__name__)
+
 # How long a note sent to POST /callLog/cacheNote waits for its call log.
 CALL_NOTE_TTL_SECONDS = 3600
+# A request for a log that another live request holds waits this long for it to finish.
+DUPLICATE_WAIT_SECONDS = 5.0
 # RingCentral fields that carry credentials; never stored in the history.
 _SECRET_KEYS = frozenset({"rcAccessToken", "accessToken", "access_token", "adminAssignedUserToken"})
 
@@ -105,25 +127,226 @@ def _decision_event(decision: ContactDecision) -> tuple[str, str, JsonDict]:
     return _OUTCOME_EVENTS[decision.outcome], decision.decided_by, detail
 
 
-def _event_rows(log: CallLog | MessageLog, entries: list[tuple[str, str, JsonDict]]) -> list[JsonDict]:
+Events = list[tuple[str, str, JsonDict]]
+
+
+def _event_objects(log: CallLog | MessageLog, entries: Events) -> list[LogEvent]:
     is_call = isinstance(log, CallLog)
-    now = timezone.now()
     return [
-        {
-            "call_log": log.pk if is_call else None,
-            "message_log": None if is_call else log.pk,
-            "kind": kind,
-            "decided_by": by,
-            "detail": detail,
-            "created_at": now,
-        }
+        LogEvent(
+            call_log_id=log.pk if is_call else None,
+            message_log_id=None if is_call else log.pk,
+            kind=kind,
+            decided_by=by,
+            detail=detail,
+        )
         for kind, by, detail in entries
     ]
 
 
-def _events_record(*, log: CallLog | MessageLog, entries: list[tuple[str, str, JsonDict]]) -> None:
+def _events_record(*, log: CallLog | MessageLog, entries: Events) -> None:
     """Append events to a log's trail."""
-    insert_many(LogEvent, _event_rows(log, entries))
+    LogEvent.objects.bulk_create(_event_objects(log, entries))
+
+
+# --- the pipeline: leases, the write mark, the outcome -------------------------------------
+
+
+def _lease_seconds() -> float:
+    return float(connector_settings.LOG_LEASE_SECONDS)
+
+
+def _new_token() -> str:
+    """A lease token: unique per claim, so a compare-and-set on it sees any other claim."""
+    return secrets.token_hex(16)
+
+
+def _lapsed() -> Q:
+    """Pending rows whose lease lapsed: the request holding them died (or never renewed)."""
+    return Q(status=LogStatus.PENDING) & (Q(lease_until__lt=timezone.now()) | Q(lease_until__isnull=True))
+
+
+def _takeable(*, skipped: bool) -> Q:
+    """Rows a request, retry or task may take over: failed ones, pending ones whose lease
+    lapsed, and (for a client's request, which may now name a contact) skipped ones."""
+    condition = Q(status=LogStatus.FAILED) | _lapsed()
+    return condition | Q(status=LogStatus.SKIPPED) if skipped else condition
+
+
+def _is_takeable(row: CallLog | MessageLog, *, skipped: bool) -> bool:
+    if row.status == LogStatus.FAILED or (skipped and row.status == LogStatus.SKIPPED):
+        return True
+    return row.status == LogStatus.PENDING and (row.lease_until is None or row.lease_until < timezone.now())
+
+
+def _take_over(row: CallLog | MessageLog, *, token: str, skipped: bool, **changes: Any) -> bool:
+    """Take `row` over for the lease `token` if it may be taken and no one else took it
+    since it was read. One statement decides between competing takers; the winner reads
+    the row again (an attempt may have finished between the read and the take-over)."""
+    now = timezone.now()
+    taken = (
+        type(row)
+        .objects.filter(_takeable(skipped=skipped), pk=row.pk, lease_owner=row.lease_owner)
+        .update(
+            status=LogStatus.PENDING,
+            lease_owner=token,
+            lease_until=now + timedelta(seconds=_lease_seconds()),
+            updated_at=now,
+            **changes,
+        )
+    )
+    if taken:
+        row.refresh_from_db()
+    return bool(taken)
+
+
+@dataclass(slots=True)
+class _Lease:
+    """A request's hold on a claimed row."""
+
+    row: CallLog | MessageLog
+    token: str
+
+    def held(self) -> Any:
+        """The row, only while this lease holds it: the filter of every fenced UPDATE."""
+        return type(self.row).objects.filter(pk=self.row.pk, lease_owner=self.token, status=LogStatus.PENDING)
+
+
+def _write_begin(lease: _Lease, decision: ContactDecision) -> bool:
+    """Record the decided contact and mark the CRM write as started, renewing the lease.
+    False when the lease was lost to another request: then nothing may be written."""
+    now = timezone.now()
+    return bool(
+        lease.held().update(
+            crm_write_started_at=now,
+            lease_until=now + timedelta(seconds=_lease_seconds()),
+            updated_at=now,
+            **_decision_fields(decision),
+        )
+    )
+
+
+def _finish(lease: _Lease, *, status: str, events: Events, settled: bool = True, **values: Any) -> bool:
+    """Record an attempt's outcome (status, one more attempt, CRM fields) and its events,
+    all or nothing, and end the lease. `settled` clears the write mark: the CRM's answer
+    is known. False when the lease had been lost (nothing is recorded then)."""
+    changes: dict[str, Any] = {
+        "status": status,
+        "lease_until": None,
+        "attempts": F("attempts") + 1,
+        "updated_at": timezone.now(),
+        **values,
+    }
+    if settled:
+        changes["crm_write_started_at"] = None
+    with transaction.atomic():
+        if not lease.held().update(**changes):
+            return False
+        _events_record(log=lease.row, entries=events)
+    lease.row.status = status
+    return True
+
+
+def _decision_fields(decision: ContactDecision) -> JsonDict:
+    contact = decision.contact
+    return {
+        "placeholder": decision.placeholder,
+        "decided_by": decision.decided_by,
+        "decision": {"outcome": decision.outcome.value, **decision.snapshot},
+        "contact_is_placeholder": decision.is_placeholder,
+        "contact_id": contact.id[:255] if contact else "",
+        "contact_name": contact.name[:255] if contact else "",
+        "contact_type": contact.type[:64] if contact else "",
+    }
+
+
+def _finish_without_contact(lease: _Lease, decision: ContactDecision, events: Events) -> LogOutcome:
+    """No contact to log against: skipped when the rules left it to the user, else failed."""
+    status = LogStatus.SKIPPED if decision.outcome == DecisionOutcome.PROMPTED else LogStatus.FAILED
+    error = (decision.return_message or {}).get("message", "") if status == LogStatus.FAILED else ""
+    _finish(lease, status=status, last_error=error, **_decision_fields(decision), events=events)
+    return LogOutcome(successful=False, return_message=decision.return_message)
+
+
+# What a request is told about a log another request holds or that waits for an admin.
+UNCONFIRMED_TEXT = (
+    "This log may already be in the CRM, which cannot be asked; "
+    "an admin will check it before it is sent again."
+)
+IN_FLIGHT_TEXT = "This log is still being written to the CRM. Please try again in a moment."
+
+
+def _await_holder(row: CallLog | MessageLog, *, token: str) -> bool:
+    """Wait (at most DUPLICATE_WAIT_SECONDS) for the live request holding `row` to finish,
+    and take the row over if that request fails or dies. True when this request holds the
+    row now; otherwise `row` is as last read."""
+    deadline = time.monotonic() + min(DUPLICATE_WAIT_SECONDS, _lease_seconds())
+    pause = 0.02
+    while row.status == LogStatus.PENDING and time.monotonic() < deadline:
+        time.sleep(pause)
+        pause = min(pause * 2, 0.25)
+        row.refresh_from_db()
+        if _is_takeable(row, skipped=True) and _take_over(row, token=token, skipped=True):
+            return True
+    return False
+
+
+def _not_held_message(row: CallLog | MessageLog, *, existing: str) -> JsonDict:
+    """The answer for a log this request could not take: in flight, waiting for an admin,
+    or logged already (App Connect's duplicate answer)."""
+    if row.status == LogStatus.UNCONFIRMED:
+        return return_message(UNCONFIRMED_TEXT)
+    if row.status == LogStatus.PENDING:
+        return return_message(IN_FLIGHT_TEXT, ttl=3000)
+    return return_message(existing, ttl=3000)
+
+
+def _reconcile(
+    lease: _Lease, *, user: CrmUser, client: CrmClient, kind: str, log_key: str, events: Events
+) -> tuple[str, LogOutcome | None]:
+    """Ask the CRM whether it holds the write this row began and never recorded.
+
+    Returns (its CRM log id, None) when it does, the row recorded logged; ("", None) when
+    it does not, so the caller sends; ("", outcome) when that cannot be known, with the
+    row recorded `unconfirmed` (this CRM cannot be asked) or failed (it did not answer),
+    its write mark kept so the next attempt asks again.
+    """
+    row = lease.row
+    find = client.find_call_log if kind == "call" else client.find_message_log
+    try:
+        found = find(user=user, log_key=log_key, contact_id=row.contact_id)
+    except NotImplementedError:
+        reason = f"{user.platform} cannot be asked whether it holds the log"
+        events.append((EventKind.UNCONFIRMED, "", {"reason": reason}))
+        _finish(lease, status=LogStatus.UNCONFIRMED, settled=False, last_error=reason, events=events)
+        return "", LogOutcome(successful=False, return_message=return_message(UNCONFIRMED_TEXT))
+    except CrmError as exc:
+        events.append(
+            (EventKind.CRM_FAILED, "", {"error": str(exc), "status": exc.status_code, "check": True})
+        )
+        _finish(lease, status=LogStatus.FAILED, settled=False, last_error=str(exc), events=events)
+        operation = "findCallLog" if kind == "call" else "findMessageLog"
+        failure = crm_failure_message(operation=operation, error=exc, platform=user.platform)
+        return "", LogOutcome(successful=False, return_message=failure)
+    events.append((EventKind.CRM_CHECKED, "", {"found": bool(found), "crmLogId": found or ""}))
+    if not found:
+        return "", None
+    _finish(lease, status=LogStatus.LOGGED, crm_log_id=str(found)[:255], last_error="", events=events)
+    return str(found), None
+
+
+def _write_failed(lease: _Lease, exc: CrmError, *, events: Events, decision: ContactDecision) -> None:
+    """Record a CRM write that raised: failed, and still marked as written when the CRM may
+    have carried it out (its answer was lost)."""
+    events.append((EventKind.CRM_FAILED, "", {"error": str(exc), "status": exc.status_code}))
+    _finish(
+        lease,
+        status=LogStatus.FAILED,
+        settled=not exc.uncertain,
+        last_error=str(exc),
+        **_decision_fields(decision),
+        events=events,
+    )
 
 
 # --- call logs ---------------------------------------------------------------------------
@@ -197,11 +420,12 @@ def _seconds(duration: Any) -> int | None:
     return None
 
 
-def _call_log_claim(*, user: CrmUser, request: CallLogRequest) -> tuple[CallLog, bool]:
-    """Insert the pending row for this call, or take over a failed or skipped one.
+def _call_log_claim(*, user: CrmUser, request: CallLogRequest, token: str) -> tuple[CallLog, bool]:
+    """Insert the pending row for this call under the lease `token`, or take over a failed,
+    skipped or abandoned one.
 
-    Returns the row and whether this request owns it; a row that is logged or pending
-    belongs to another request (the duplicate case).
+    Returns the row and whether this request holds it; a row that is logged, unconfirmed
+    or held by a live request belongs to someone else (the duplicate case).
     """
     info = request.log_info
     duration = info.get("duration")
@@ -224,7 +448,8 @@ def _call_log_claim(*, user: CrmUser, request: CallLogRequest) -> tuple[CallLog,
             hashed_extension_id=request.hashed_extension_id, extension_number=request.extension_number
         ),
     }
-    row = with_defaults(CallLog, {**key, **fields})
+    lease = {"lease_owner": token, "lease_until": timezone.now() + timedelta(seconds=_lease_seconds())}
+    row = with_defaults(CallLog, {**key, **fields, **lease})
     # The usual case, a session never seen, in one statement (the ORM's SELECT and INSERT in
     # a transaction were a fifth of POST /callLog, bench/profile.py): insert unless the
     # session has any row; a concurrent twin hits the unique key and inserts nothing.
@@ -251,14 +476,175 @@ def _call_log_claim(*, user: CrmUser, request: CallLogRequest) -> tuple[CallLog,
         if pk is not None:
             return CallLog(pk=pk, **{**row, "user": user}), True
         existing = CallLog.objects.get(**{**key, "user": user})
-    if existing.status in (LogStatus.FAILED, LogStatus.SKIPPED):
-        taken = CallLog.objects.filter(pk=existing.pk, status=existing.status).update(
-            status=LogStatus.PENDING, updated_at=timezone.now(), **fields
+    held = _is_takeable(existing, skipped=True) and _take_over(existing, token=token, skipped=True, **fields)
+    return existing, held
+
+
+def call_log_key(log: CallLog) -> str:
+    """The key a call is written to the CRM under (`CallLogInput.log_key`)."""
+    return f"call:{log.session_id}:{log.identity_key}"
+
+
+def _call_log_process(
+    lease: _Lease, *, user: CrmUser, client: CrmClient, request: CallLogRequest, events: Events
+) -> LogOutcome:
+    """The rest of the pipeline for a held call row: reconcile a write an earlier attempt
+    began, else decide the contact, write the CRM activity and record the outcome."""
+    row = lease.row
+    assert isinstance(row, CallLog)
+    log_key = call_log_key(row)
+    if row.crm_write_started_at is not None:
+        found, outcome = _reconcile(
+            lease, user=user, client=client, kind="call", log_key=log_key, events=events
+        )
+        if outcome is not None:
+            return outcome
+        if found:
+            logged = return_message("Call logged", message_type="success", ttl=2000)
+            return LogOutcome(successful=True, log_id=found, return_message=logged)
+    given = _given_contact(request.contact_id, request.raw_number, request.contact_type, request.contact_name)
+    decision = contact_decide(
+        user=user,
+        client=client,
+        phone_number=request.phone_number,
+        raw_number=request.raw_number,
+        given_contact=given,
+        caller_id_name=_caller_id_name(request.log_info),
+    )
+    events.append(_decision_event(decision))
+    if decision.contact is None:
+        return _finish_without_contact(lease, decision, events)
+
+    composed = call_log_details_compose(
+        fields=_call_fields(request),
+        user_settings=user.user_settings,
+        timezone_offset=user.timezone_offset,
+        log_format=client.get_log_format_type(),
+    )
+    if not _write_begin(lease, decision):
+        return LogOutcome(successful=False, return_message=return_message(IN_FLIGHT_TEXT, ttl=3000))
+    try:
+        result = client.create_call_log(
+            user=user,
+            contact=decision.contact,
+            data=CallLogInput(
+                call_log=request.log_info,
+                note=request.note,
+                additional_submission=request.additional_submission,
+                composed_log_details=composed,
+                extras=request.extras,
+                hashed_account_id=request.hashed_account_id,
+                is_from_sscl=request.is_from_sscl,
+                log_key=log_key,
+            ),
+        )
+    except CrmError as exc:
+        _write_failed(lease, exc, events=events, decision=decision)
+        message = crm_failure_message(operation="createCallLog", error=exc, platform=user.platform)
+        return LogOutcome(successful=False, return_message=message)
+    if not result.log_id:
+        error = (result.return_message or {}).get("message") or "The CRM created no log."
+        events.append((EventKind.CRM_FAILED, "", {"error": error}))
+        _finish(lease, status=LogStatus.FAILED, last_error=error, events=events)
+        return LogOutcome(successful=False, return_message=result.return_message)
+    events.append((EventKind.CRM_LOGGED, "", {"crmLogId": str(result.log_id)}))
+    try:
+        _finish(
+            lease, status=LogStatus.LOGGED, crm_log_id=str(result.log_id)[:255], last_error="", events=events
+        )
+    except DatabaseError:
+        # The CRM holds the activity; the row keeps its write mark, so the next touch (the
+        # client's retry, an admin's, the recovery task) finds it there and records it.
+        logger.warning("Call log %s is in the CRM but its outcome was not recorded", row.pk, exc_info=True)
+    return LogOutcome(successful=True, log_id=result.log_id, return_message=result.return_message)
+
+
+def _caller_id_name(log_info: JsonDict) -> str:
+    party = log_info.get("from") if log_info.get("direction") == "Inbound" else log_info.get("to")
+    return str((party or {}).get("name") or "")
+
+
+def call_log_create(*, user_id: str, request: CallLogRequest) -> LogOutcome:
+    """Log a call into the user's CRM (POST /callLog).
+
+    Writes the call-log row and its events; writes the CRM activity at most once per
+    session and extension identity, however many requests arrive for it at once. A request
+    for a call another live request is logging waits for it (DUPLICATE_WAIT_SECONDS), and
+    takes it over if that request fails or dies.
+    """
+    user = crm_user_get(user_id=user_id)
+    if user is None or not user.is_connected:
+        return LogOutcome(successful=False, return_message=return_message("User not found"))
+    client = crm_registry.get(user.platform)
+    if request.is_from_sscl and not request.note:
+        request.note = cache.get(_note_cache_key(user.pk, request.session_id)) or ""
+    token = _new_token()
+    log, held = _call_log_claim(user=user, request=request, token=token)
+    if not held and log.status == LogStatus.PENDING:
+        held = _await_holder(log, token=token)
+    if not held:
+        _events_record(
+            log=log,
+            entries=[(EventKind.DUPLICATE, "", {"sessionId": request.session_id, "status": log.status})],
+        )
+        existing = f"Existing log for session {request.session_id}"
+        return LogOutcome(successful=False, return_message=_not_held_message(log, existing=existing))
+    events: Events = [(EventKind.REQUESTED, "", {"attempt": log.attempts + 1, "sscl": request.is_from_sscl})]
+    if log.attempts or log.crm_write_started_at is not None:
+        events.insert(0, (EventKind.RETRIED, "", {"previousAttempts": log.attempts, "by": "client"}))
+    return _call_log_process(_Lease(log, token), user=user, client=client, request=request, events=events)
+
+
+def _retry_take(row: CallLog | MessageLog, *, token: str, resend: bool) -> bool:
+    """Take a row over for a retry: a failed one, or a pending one whose request died. With
+    `resend`, an unconfirmed one too: an admin checked that the CRM does not hold it, so its
+    write mark goes and it is sent again."""
+    if resend and row.status == LogStatus.UNCONFIRMED:
+        taken = (
+            type(row)
+            .objects.filter(pk=row.pk, status=LogStatus.UNCONFIRMED, lease_owner=row.lease_owner)
+            .update(
+                status=LogStatus.PENDING,
+                lease_owner=token,
+                lease_until=timezone.now() + timedelta(seconds=_lease_seconds()),
+                crm_write_started_at=None,
+                updated_at=timezone.now(),
+            )
         )
         if taken:
-            existing.refresh_from_db()
-            return existing, True
-    return existing, False
+            row.refresh_from_db()
+        return bool(taken)
+    return _is_takeable(row, skipped=False) and _take_over(row, token=token, skipped=False)
+
+
+def call_log_retry(*, log: CallLog, by: str = "admin", resend: bool = False) -> LogOutcome:
+    """Send a failed call log to the CRM again from its stored request, or finish one whose
+    request died (its lease lapsed), through the same pipeline as a request.
+
+    A log that is logged, skipped or held by a live request is left alone, and so is an
+    unconfirmed one unless `resend` (see `_retry_take`). A write an earlier attempt began
+    is first looked for in the CRM. The contact a user chose is kept; otherwise the rules
+    decide again and find the placeholder an earlier attempt created. `by` names who
+    retried ("admin", "task") on the trail.
+    """
+    row = CallLog.objects.select_related("user").filter(pk=log.pk).first()
+    if row is None:
+        return LogOutcome(successful=False, return_message=return_message(_NOTHING_TO_RETRY))
+    user = row.user
+    if not user.is_connected:
+        return LogOutcome(successful=False, return_message=return_message(_NOT_CONNECTED))
+    token = _new_token()
+    if not _retry_take(row, token=token, resend=resend):
+        return LogOutcome(successful=False, return_message=return_message(_NOTHING_TO_RETRY))
+    request = CallLogRequest.from_payload(row.payload)
+    if row.decided_by == DecidedBy.USER and row.contact_id:
+        request.contact_id = row.contact_id
+    client = crm_registry.get(user.platform)
+    detail: JsonDict = {"previousAttempts": row.attempts, "by": by}
+    if resend:
+        detail["resend"] = True
+    events: Events = [(EventKind.RETRIED, "", detail)]
+    return _call_log_process(_Lease(row, token), user=user, client=client, request=request, events=events)
 
 
 def _call_fields(request: CallLogRequest) -> CallFields:
@@ -282,175 +668,6 @@ def _call_fields(request: CallLogRequest) -> CallFields:
         transcript=request.extras.get("transcript"),
         legs=info.get("legs") or [],
     )
-
-
-def _log_finish(
-    log: CallLog | MessageLog, *, status: str, events: list[tuple[str, str, JsonDict]], **values: Any
-) -> None:
-    """Record a log's outcome (status, one more attempt, the decision and CRM fields) and
-    its events, all or nothing (one statement on PostgreSQL)."""
-    update_and_insert(
-        type(log),
-        log.pk,
-        {"status": status, "updated_at": timezone.now(), **values},
-        increment="attempts",
-        rows_model=LogEvent,
-        rows=_event_rows(log, events),
-    )
-
-
-def _decision_fields(decision: ContactDecision) -> JsonDict:
-    contact = decision.contact
-    return {
-        "placeholder": decision.placeholder.pk if decision.placeholder else None,
-        "decided_by": decision.decided_by,
-        "decision": {"outcome": decision.outcome.value, **decision.snapshot},
-        "contact_is_placeholder": decision.is_placeholder,
-        "contact_id": contact.id[:255] if contact else "",
-        "contact_name": contact.name[:255] if contact else "",
-        "contact_type": contact.type[:64] if contact else "",
-    }
-
-
-def _call_log_run(
-    *,
-    log: CallLog,
-    user: CrmUser,
-    client: CrmClient,
-    request: CallLogRequest,
-    events: list[tuple[str, str, JsonDict]],
-) -> LogOutcome:
-    """Decide the contact, create the CRM activity and record the outcome on `log`."""
-    given = _given_contact(request.contact_id, request.raw_number, request.contact_type, request.contact_name)
-    decision = contact_decide(
-        user=user,
-        client=client,
-        phone_number=request.phone_number,
-        raw_number=request.raw_number,
-        given_contact=given,
-        caller_id_name=_caller_id_name(request.log_info),
-    )
-    events.append(_decision_event(decision))
-    if decision.contact is None:
-        status = LogStatus.SKIPPED if decision.outcome == DecisionOutcome.PROMPTED else LogStatus.FAILED
-        message_text = (decision.return_message or {}).get("message", "")
-        _log_finish(
-            log,
-            status=status,
-            last_error=message_text if status == LogStatus.FAILED else "",
-            **_decision_fields(decision),
-            events=events,
-        )
-        return LogOutcome(successful=False, return_message=decision.return_message)
-
-    composed = call_log_details_compose(
-        fields=_call_fields(request),
-        user_settings=user.user_settings,
-        timezone_offset=user.timezone_offset,
-        log_format=client.get_log_format_type(),
-    )
-    try:
-        result = client.create_call_log(
-            user=user,
-            contact=decision.contact,
-            data=CallLogInput(
-                call_log=request.log_info,
-                note=request.note,
-                additional_submission=request.additional_submission,
-                composed_log_details=composed,
-                extras=request.extras,
-                hashed_account_id=request.hashed_account_id,
-                is_from_sscl=request.is_from_sscl,
-            ),
-        )
-    except CrmError as exc:
-        message = crm_failure_message(operation="createCallLog", error=exc, platform=user.platform)
-        events.append((EventKind.CRM_FAILED, "", {"error": str(exc), "status": exc.status_code}))
-        _log_finish(
-            log, status=LogStatus.FAILED, last_error=str(exc), **_decision_fields(decision), events=events
-        )
-        return LogOutcome(successful=False, return_message=message)
-    if not result.log_id:
-        error = (result.return_message or {}).get("message") or "The CRM created no log."
-        events.append((EventKind.CRM_FAILED, "", {"error": error}))
-        _log_finish(
-            log, status=LogStatus.FAILED, last_error=error, **_decision_fields(decision), events=events
-        )
-        return LogOutcome(successful=False, return_message=result.return_message)
-    events.append((EventKind.CRM_LOGGED, "", {"crmLogId": str(result.log_id)}))
-    try:
-        _log_finish(
-            log,
-            status=LogStatus.LOGGED,
-            crm_log_id=str(result.log_id)[:255],
-            last_error="",
-            **_decision_fields(decision),
-            events=events,
-        )
-    except DatabaseError:
-        # The CRM holds the activity but our row still says pending: answer as the peer
-        # does; the pending row (with its contact) stays visible to admins.
-        return LogOutcome(successful=False, return_message=return_message("Database operation failed"))
-    return LogOutcome(successful=True, log_id=result.log_id, return_message=result.return_message)
-
-
-def _caller_id_name(log_info: JsonDict) -> str:
-    party = log_info.get("from") if log_info.get("direction") == "Inbound" else log_info.get("to")
-    return str((party or {}).get("name") or "")
-
-
-def call_log_create(*, user_id: str, request: CallLogRequest) -> LogOutcome:
-    """Log a call into the user's CRM (POST /callLog).
-
-    Writes the call-log row and its events; calls the CRM at most once per session and
-    extension identity, however many requests arrive for it at once.
-    """
-    user = crm_user_get(user_id=user_id)
-    if user is None or not user.is_connected:
-        return LogOutcome(successful=False, return_message=return_message("User not found"))
-    client = crm_registry.get(user.platform)
-    if request.is_from_sscl and not request.note:
-        request.note = cache.get(_note_cache_key(user.pk, request.session_id)) or ""
-    log, claimed = _call_log_claim(user=user, request=request)
-    if not claimed:
-        _events_record(
-            log=log,
-            entries=[(EventKind.DUPLICATE, "", {"sessionId": request.session_id, "status": log.status})],
-        )
-        return LogOutcome(
-            successful=False,
-            return_message=return_message(f"Existing log for session {request.session_id}", ttl=3000),
-        )
-    events: list[tuple[str, str, JsonDict]] = [
-        (EventKind.REQUESTED, "", {"attempt": log.attempts + 1, "sscl": request.is_from_sscl})
-    ]
-    if log.attempts:
-        events.insert(0, (EventKind.RETRIED, "", {"previousAttempts": log.attempts}))
-    return _call_log_run(log=log, user=user, client=client, request=request, events=events)
-
-
-def call_log_retry(*, log: CallLog) -> LogOutcome:
-    """Send a failed (or stuck pending) call log to the CRM again, from its stored request.
-
-    Idempotent: a log that is already logged is left alone, and so is a pending one that
-    may still be in flight (see `_pending_stuck_before`). A placeholder created by the
-    first attempt is found again by the rules, so the retry logs against that contact.
-    """
-    with transaction.atomic():
-        taken = CallLog.objects.filter(_retryable(), pk=log.pk).update(
-            status=LogStatus.PENDING, updated_at=timezone.now()
-        )
-    if not taken:
-        return LogOutcome(successful=False, return_message=return_message("Nothing to retry"))
-    log.refresh_from_db()
-    request = CallLogRequest.from_payload(log.payload)
-    if log.decided_by == DecidedBy.USER and log.contact_id:
-        request.contact_id = log.contact_id
-    client = crm_registry.get(log.user.platform)
-    events: list[tuple[str, str, JsonDict]] = [
-        (EventKind.RETRIED, "", {"previousAttempts": log.attempts, "by": "admin"})
-    ]
-    return _call_log_run(log=log, user=log.user, client=client, request=request, events=events)
 
 
 def call_log_details_get(*, user: CrmUser, client: CrmClient, log: CallLog) -> CallLogDetails:
@@ -645,35 +862,103 @@ def _message_links(message: JsonDict, rc_access_token: str) -> JsonDict:
     return {k: v for k, v in links.items() if v}
 
 
-def _message_log_claim(*, user: CrmUser, message_id: str, fields: JsonDict) -> tuple[MessageLog, bool]:
-    """Insert the pending row for this message, or take over a failed or skipped one.
-
-    Returns the row and whether this request owns it (see `_call_log_claim`).
-    """
+def _message_log_claim(
+    *, user: CrmUser, message_id: str, fields: JsonDict, token: str
+) -> tuple[MessageLog, bool]:
+    """Insert the pending row for this message under the lease `token`, or take over a
+    failed, skipped or abandoned one. Returns the row and whether this request holds it
+    (see `_call_log_claim`)."""
+    lease = {"lease_owner": token, "lease_until": timezone.now() + timedelta(seconds=_lease_seconds())}
     row = with_defaults(
-        MessageLog, {"user": user.pk, "platform": user.platform, "message_id": message_id, **fields}
+        MessageLog, {"user": user.pk, "platform": user.platform, "message_id": message_id, **fields, **lease}
     )
     pk = insert_returning_pk(MessageLog, row, ignore_conflicts=True)
     if pk is not None:
         return MessageLog(pk=pk, **{**row, "user": user}), True
     existing = MessageLog.objects.get(user=user, platform=user.platform, message_id=message_id)
-    if existing.status in (LogStatus.FAILED, LogStatus.SKIPPED):
-        taken = MessageLog.objects.filter(pk=existing.pk, status=existing.status).update(
-            status=LogStatus.PENDING, updated_at=timezone.now(), **fields
+    held = _is_takeable(existing, skipped=True) and _take_over(existing, token=token, skipped=True, **fields)
+    return existing, held
+
+
+def message_log_key(log: MessageLog) -> str:
+    """The key a message is written to the CRM under (`MessageLogInput.log_key`)."""
+    return f"message:{log.message_id}"
+
+
+@dataclass(slots=True)
+class _CrmSend:
+    """What sending one message came to: `ok` with the conversation's CRM activity and the
+    CRM's message, or not, with the message to show (the row is recorded either way)."""
+
+    ok: bool
+    crm_log_id: str = ""
+    returned: JsonDict | None = None
+
+
+def _message_send(
+    lease: _Lease,
+    *,
+    user: CrmUser,
+    client: CrmClient,
+    decision: ContactDecision,
+    events: Events,
+    data: MessageLogInput,
+    crm_log_id: str,
+) -> _CrmSend:
+    """The rest of the pipeline for a held message row, once the contact is decided:
+    reconcile a write an earlier attempt began, else add the message to its conversation's
+    CRM activity (`crm_log_id`) or create that activity, and record the outcome."""
+    assert decision.contact is not None
+    row = lease.row
+    assert isinstance(row, MessageLog)
+    data.log_key = message_log_key(row)
+    if row.crm_write_started_at is not None:
+        found, outcome = _reconcile(
+            lease, user=user, client=client, kind="message", log_key=data.log_key, events=events
         )
-        if taken:
-            existing.refresh_from_db()
-            return existing, True
-    return existing, False
+        if outcome is not None:
+            return _CrmSend(ok=False, crm_log_id=crm_log_id, returned=outcome.return_message)
+        if found:
+            return _CrmSend(ok=True, crm_log_id=found)
+    if not _write_begin(lease, decision):
+        return _CrmSend(ok=False, crm_log_id=crm_log_id, returned=return_message(IN_FLIGHT_TEXT, ttl=3000))
+    operation = "updateMessageLog" if crm_log_id else "createMessageLog"
+    try:
+        if crm_log_id:
+            returned = client.update_message_log(
+                user=user, contact=decision.contact, crm_log_id=crm_log_id, data=data
+            ).return_message
+        else:
+            created = client.create_message_log(user=user, contact=decision.contact, data=data)
+            returned = created.return_message
+            crm_log_id = str(created.log_id) if created.log_id else ""
+    except CrmError as exc:
+        _write_failed(lease, exc, events=events, decision=decision)
+        failure = crm_failure_message(operation=operation, error=exc, platform=user.platform)
+        return _CrmSend(ok=False, crm_log_id=crm_log_id, returned=failure)
+    if not crm_log_id:
+        error = (returned or {}).get("message") or "The CRM created no log."
+        events.append((EventKind.CRM_FAILED, "", {"error": error}))
+        _finish(lease, status=LogStatus.FAILED, last_error=error, events=events)
+        return _CrmSend(ok=False, returned=returned)
+    events.append((EventKind.CRM_LOGGED, "", {"crmLogId": crm_log_id}))
+    try:
+        _finish(lease, status=LogStatus.LOGGED, crm_log_id=crm_log_id[:255], last_error="", events=events)
+    except DatabaseError:
+        # As for calls: the CRM holds it, the write mark stays, the next touch records it.
+        logger.warning("Message log %s is in the CRM but its outcome was not recorded", row.pk, exc_info=True)
+    return _CrmSend(ok=True, crm_log_id=crm_log_id, returned=returned)
 
 
 def message_log_create(*, user_id: str, request: MessageLogRequest) -> LogOutcome:
     """Log messages of a conversation into the user's CRM (POST /messageLog).
 
-    Messages are logged oldest first; each message is logged once per user and platform.
-    The first new message of a conversation day creates the CRM activity, later ones add
-    to it. In shared-SMS mode (an owner is named) one activity holds the whole
-    conversation. Writes one row and its events per message.
+    The contact is decided once for the request; then each message, oldest first, goes
+    through the pipeline: claimed once per user and platform, written, recorded. The first
+    new message of a conversation day creates the CRM activity, later ones add to it. In
+    shared-SMS mode (an owner is named) one activity holds the whole conversation. With no
+    contact to log against (the rules left it to the user), each message's row records
+    that it was skipped.
     """
     if not request.messages:
         return LogOutcome(successful=False, return_message=return_message("No message to log.", ttl=3000))
@@ -690,14 +975,12 @@ def message_log_create(*, user_id: str, request: MessageLogRequest) -> LogOutcom
         given_contact=given,
         caller_id_name=str(request.correspondents[0].get("name") or ""),
     )
-    if decision.contact is None:
-        return LogOutcome(successful=False, return_message=decision.return_message)
     contact = decision.contact
-    group = len(request.correspondents) > 1
-    suffix = f"-{contact.id}" if group else ""
+    # In a group conversation each contact gets its own log of a message.
+    suffix = f"-{contact.id}" if len(request.correspondents) > 1 and contact is not None else ""
     conversation_log_id = (request.conversation_log_id + suffix) if request.conversation_log_id else ""
     conversation_id = (request.conversation_id + suffix) if request.conversation_id else ""
-
+    token = _new_token()
     if request.owner_name:
         return _shared_message_log(
             user=user,
@@ -705,14 +988,17 @@ def message_log_create(*, user_id: str, request: MessageLogRequest) -> LogOutcom
             request=request,
             decision=decision,
             conversation_log_id=conversation_log_id or conversation_id,
+            token=token,
         )
 
-    crm_log_id = _conversation_crm_log_id(user=user, conversation_log_id=conversation_log_id)
+    crm_log_id = (
+        _conversation_crm_log_id(user=user, conversation_log_id=conversation_log_id) if contact else ""
+    )
     log_ids: list[str] = []
     last_message: JsonDict | None = None
     for message in reversed(request.messages):
         message_id = f"{message['id']}{suffix}"
-        row, claimed = _message_log_claim(
+        row, held = _message_log_claim(
             user=user,
             message_id=message_id,
             fields={
@@ -723,13 +1009,15 @@ def message_log_create(*, user_id: str, request: MessageLogRequest) -> LogOutcom
                 "phone_number": request.phone_number,
                 "payload": _without_secrets({"message": message, "correspondents": request.correspondents}),
             },
+            token=token,
         )
-        if not claimed:
+        if not held:
             continue
-        events = [
-            (EventKind.REQUESTED, "", {"attempt": row.attempts + 1}),
-            _decision_event(decision),
-        ]
+        lease = _Lease(row, token)
+        events: Events = [(EventKind.REQUESTED, "", {"attempt": row.attempts + 1}), _decision_event(decision)]
+        if contact is None:
+            _finish_without_contact(lease, decision, events)
+            continue
         data = MessageLogInput(
             message=message,
             correspondents=request.correspondents,
@@ -739,91 +1027,21 @@ def message_log_create(*, user_id: str, request: MessageLogRequest) -> LogOutcom
             assignee_name=request.assignee_name,
         )
         sent = _message_send(
-            row, user=user, client=client, decision=decision, events=events, data=data, crm_log_id=crm_log_id
+            lease,
+            user=user,
+            client=client,
+            decision=decision,
+            events=events,
+            data=data,
+            crm_log_id=crm_log_id,
         )
-        if sent.failure is not None:
-            return LogOutcome(successful=False, return_message=sent.failure, log_ids=log_ids)
-        crm_log_id, returned_message = sent.crm_log_id, sent.returned
-        last_message = returned_message
-        if not _crm_result_record(
-            row, decision=decision, events=events, crm_log_id=crm_log_id, returned=returned_message
-        ):
-            return LogOutcome(successful=False, return_message=returned_message, log_ids=log_ids)
+        if not sent.ok:
+            return LogOutcome(successful=False, return_message=sent.returned, log_ids=log_ids)
+        crm_log_id, last_message = sent.crm_log_id, sent.returned
         log_ids.append(message_id)
+    if contact is None:
+        return LogOutcome(successful=False, return_message=decision.return_message)
     return LogOutcome(successful=True, log_ids=log_ids, return_message=last_message)
-
-
-@dataclass(slots=True)
-class _CrmSend:
-    """What `_message_send` came to: the conversation's CRM activity and the CRM's message,
-    or `failure`, App Connect's warning for a CRM error (the row is then recorded failed)."""
-
-    crm_log_id: str
-    returned: JsonDict | None = None
-    failure: JsonDict | None = None
-
-
-def _message_send(
-    row: MessageLog,
-    *,
-    user: CrmUser,
-    client: CrmClient,
-    decision: ContactDecision,
-    events: list[tuple[str, str, JsonDict]],
-    data: MessageLogInput,
-    crm_log_id: str,
-) -> _CrmSend:
-    """Add one message to its conversation's CRM activity (`crm_log_id`), or create that
-    activity; on a CRM error, record the row failed with its events. For a request and for
-    a retry alike."""
-    assert decision.contact is not None
-    operation = "updateMessageLog" if crm_log_id else "createMessageLog"
-    try:
-        if crm_log_id:
-            returned = client.update_message_log(
-                user=user, contact=decision.contact, crm_log_id=crm_log_id, data=data
-            ).return_message
-        else:
-            created = client.create_message_log(user=user, contact=decision.contact, data=data)
-            returned = created.return_message
-            crm_log_id = str(created.log_id) if created.log_id else ""
-    except CrmError as exc:
-        events.append((EventKind.CRM_FAILED, "", {"error": str(exc), "status": exc.status_code}))
-        _log_finish(
-            row, status=LogStatus.FAILED, last_error=str(exc), **_decision_fields(decision), events=events
-        )
-        failure = crm_failure_message(operation=operation, error=exc, platform=user.platform)
-        return _CrmSend(crm_log_id=crm_log_id, failure=failure)
-    return _CrmSend(crm_log_id=crm_log_id, returned=returned)
-
-
-def _crm_result_record(
-    row: MessageLog,
-    *,
-    decision: ContactDecision,
-    events: list[tuple[str, str, JsonDict]],
-    crm_log_id: str,
-    returned: JsonDict | None,
-) -> bool:
-    """Record what the CRM answered for a claimed message: logged under its CRM id, or
-    failed when it created nothing. Returns whether the message was logged."""
-    if not crm_log_id:
-        error = (returned or {}).get("message") or "The CRM created no log."
-        events.append((EventKind.CRM_FAILED, "", {"error": error}))
-        _log_finish(
-            row, status=LogStatus.FAILED, last_error=error, **_decision_fields(decision), events=events
-        )
-        return False
-    events.append((EventKind.CRM_LOGGED, "", {"crmLogId": crm_log_id}))
-    _log_finish(
-        row,
-        status=LogStatus.LOGGED,
-        crm_log_id=crm_log_id[:255],
-        last_error="",
-        **_decision_fields(decision),
-        events=events,
-    )
-    return True
 
 
 def _conversation_crm_log_id(*, user: CrmUser, conversation_log_id: str) -> str:
@@ -851,24 +1069,14 @@ def _shared_message_log(
     request: MessageLogRequest,
     decision: ContactDecision,
     conversation_log_id: str,
+    token: str,
 ) -> LogOutcome:
-    """Shared SMS: one CRM activity per conversation, rewritten whole on each request."""
-    assert decision.contact is not None
-    content = shared_sms_compose(
-        messages=request.messages,
-        contact_name=decision.contact.name,
-        owner_name=request.owner_name,
-        timezone_offset=user.timezone_offset,
-    )
-    data = MessageLogInput(
-        message=request.messages[0],
-        correspondents=request.correspondents,
-        additional_submission=request.additional_submission,
-        owner_name=request.owner_name,
-        assignee_name=request.assignee_name,
-        shared_content=content,
-    )
-    row, claimed = _message_log_claim(
+    """Shared SMS: one CRM activity per conversation, rewritten whole on each request.
+
+    The conversation's row goes through the pipeline once (it creates the activity); once
+    it is logged, each request rewrites the activity, which is safe to repeat.
+    """
+    row, held = _message_log_claim(
         user=user,
         message_id=conversation_log_id,
         fields={
@@ -886,63 +1094,88 @@ def _shared_message_log(
                 }
             ),
         },
+        token=token,
     )
-    events = [_decision_event(decision)]
-    try:
-        if not claimed and row.crm_log_id:
+    events: Events = [_decision_event(decision)]
+    if decision.contact is None:
+        if held:
+            _finish_without_contact(_Lease(row, token), decision, events)
+        return LogOutcome(successful=False, return_message=decision.return_message)
+    data = _shared_input(
+        messages=request.messages,
+        correspondents=request.correspondents,
+        contact_name=decision.contact.name,
+        owner_name=request.owner_name,
+        assignee_name=request.assignee_name,
+        additional_submission=request.additional_submission,
+        timezone_offset=user.timezone_offset,
+    )
+    if not held:
+        if row.status != LogStatus.LOGGED or not row.crm_log_id:
+            return LogOutcome(successful=True, log_ids=[], return_message=None)
+        data.log_key = message_log_key(row)
+        try:
             result = client.update_message_log(
                 user=user, contact=decision.contact, crm_log_id=row.crm_log_id, data=data
             )
-            _events_record(log=row, entries=[*events, (EventKind.CRM_UPDATED, "", {"shared": True})])
-            return LogOutcome(successful=True, log_ids=[], return_message=result.return_message)
-        if not claimed:
-            return LogOutcome(successful=True, log_ids=[], return_message=None)
-        created = client.create_message_log(user=user, contact=decision.contact, data=data)
-    except CrmError as exc:
-        failed = [*events, (EventKind.CRM_FAILED, "", {"error": str(exc)})]
-        if claimed:
-            _log_finish(
-                row, status=LogStatus.FAILED, last_error=str(exc), **_decision_fields(decision), events=failed
-            )
-        else:
-            _events_record(log=row, entries=failed)
-        return LogOutcome(
-            successful=False,
-            return_message=crm_failure_message(
-                operation="createMessageLog", error=exc, platform=user.platform
-            ),
-        )
-    if not created.log_id:
-        _log_finish(
-            row,
-            status=LogStatus.FAILED,
-            last_error="The CRM created no log.",
-            **_decision_fields(decision),
-            events=[*events, (EventKind.CRM_FAILED, "", {})],
-        )
-        return LogOutcome(successful=False, return_message=created.return_message)
-    _log_finish(
-        row,
-        status=LogStatus.LOGGED,
-        crm_log_id=str(created.log_id)[:255],
-        last_error="",
-        **_decision_fields(decision),
-        events=[*events, (EventKind.CRM_LOGGED, "", {"crmLogId": str(created.log_id)})],
+        except CrmError as exc:
+            _events_record(log=row, entries=[*events, (EventKind.CRM_FAILED, "", {"error": str(exc)})])
+            failure = crm_failure_message(operation="updateMessageLog", error=exc, platform=user.platform)
+            return LogOutcome(successful=False, return_message=failure)
+        _events_record(log=row, entries=[*events, (EventKind.CRM_UPDATED, "", {"shared": True})])
+        return LogOutcome(successful=True, log_ids=[], return_message=result.return_message)
+    events.insert(0, (EventKind.REQUESTED, "", {"attempt": row.attempts + 1}))
+    sent = _message_send(
+        _Lease(row, token),
+        user=user,
+        client=client,
+        decision=decision,
+        events=events,
+        data=data,
+        crm_log_id="",
     )
-    return LogOutcome(successful=True, log_ids=[conversation_log_id], return_message=created.return_message)
+    if not sent.ok:
+        return LogOutcome(successful=False, return_message=sent.returned)
+    return LogOutcome(successful=True, log_ids=[conversation_log_id], return_message=sent.returned)
 
 
-# --- retries (admin) ---
+def _shared_input(
+    *,
+    messages: list[JsonDict],
+    correspondents: list[JsonDict],
+    contact_name: str,
+    owner_name: str,
+    assignee_name: str,
+    additional_submission: JsonDict,
+    timezone_offset: str,
+) -> MessageLogInput:
+    """A shared-SMS conversation as the CRM gets it: one activity with the whole thread."""
+    return MessageLogInput(
+        message=messages[0],
+        correspondents=correspondents,
+        additional_submission=additional_submission,
+        owner_name=owner_name,
+        assignee_name=assignee_name,
+        shared_content=shared_sms_compose(
+            messages=messages,
+            contact_name=contact_name,
+            owner_name=owner_name,
+            timezone_offset=timezone_offset,
+        ),
+    )
+
+
+# --- retries (admin, tasks) and recovery ----------------------------------------------------
 
 
 @dataclass(slots=True)
 class RetrySummary:
     """What retrying a selection of logs came to: each selected log is counted once."""
 
-    logged: int = 0  # sent again and now held by the CRM
+    logged: int = 0  # now held by the CRM (sent again, or found there)
     not_logged: int = 0  # tried again and not logged; `errors` says why
-    # nothing to retry: already logged, skipped, pending and maybe in flight, or taken by
-    # another retry
+    # nothing to retry: already logged, skipped, unconfirmed, held by a live request, or
+    # taken by another retry
     left_alone: int = 0
     errors: dict[str, int] = field(default_factory=dict)  # why not logged -> how many logs
 
@@ -959,88 +1192,52 @@ class RetrySummary:
             self.errors[reason] = self.errors.get(reason, 0) + 1
 
 
-def _pending_stuck_before() -> datetime:
-    """Pending rows last written before this are stuck (their request died); younger ones
-    may still be in flight, and a retry would send the same log to the CRM twice.
-
-    A request makes a few CRM calls, each bounded by OUTBOUND_TIMEOUT_SECONDS, so ten
-    timeouts, and at least five minutes, is well past any live request.
-    """
-    wait = max(300.0, 10 * connector_settings.OUTBOUND_TIMEOUT_SECONDS)
-    return timezone.now() - timedelta(seconds=wait)
-
-
-def _retryable() -> Q:
-    """Failed rows, and pending rows that are stuck."""
-    return Q(status=LogStatus.FAILED) | Q(status=LogStatus.PENDING, updated_at__lt=_pending_stuck_before())
-
-
-def _is_retryable(log: CallLog | MessageLog) -> bool:
-    return log.status == LogStatus.FAILED or (
-        log.status == LogStatus.PENDING and log.updated_at < _pending_stuck_before()
-    )
-
-
 # Retries run in the admin's request, one CRM round trip after another: at most this many.
 RETRY_BATCH_LIMIT = 200
-# What call_log_retry and message_log_retry answer for a row they leave alone.
+# What a retry answers for a row it leaves alone, and for a user who logged out.
 _NOTHING_TO_RETRY = "Nothing to retry"
+_NOT_CONNECTED = "The user is not connected to the CRM."
 
 
-def call_logs_retry(*, log_ids: list[int]) -> RetrySummary:
-    """Retry the failed and stuck pending call logs among `log_ids` through `call_log_retry`.
-
-    Logged and skipped rows are left alone, and pending ones that may still be in flight.
-    Each retry writes its row and events and may call the CRM (contact lookup or creation,
-    the call log).
-    """
+def call_logs_retry(*, log_ids: list[int], by: str = "admin", resend: bool = False) -> RetrySummary:
+    """Retry the call logs among `log_ids` through `call_log_retry`; the ones it would
+    leave alone are counted without a CRM call."""
     summary = RetrySummary()
-    for log in CallLog.objects.filter(pk__in=log_ids).select_related("user").order_by("id"):
-        if not _is_retryable(log):
+    for log in CallLog.objects.filter(pk__in=log_ids).order_by("id"):
+        if not (_is_takeable(log, skipped=False) or (resend and log.status == LogStatus.UNCONFIRMED)):
             summary.left_alone += 1
             continue
-        summary.count(call_log_retry(log=log))
+        summary.count(call_log_retry(log=log, by=by, resend=resend))
     return summary
 
 
-def message_log_retry(*, log: MessageLog) -> LogOutcome:
-    """Send a failed (or stuck pending) message log to the CRM again, from its stored message.
+def message_log_retry(*, log: MessageLog, by: str = "admin", resend: bool = False) -> LogOutcome:
+    """Send a failed message log to the CRM again from its stored message, or finish one
+    whose request died, through the same pipeline as a request (see `call_log_retry`).
 
-    Idempotent: a logged (or skipped) row is left alone, and so is a pending one that may
-    still be in flight (see `_pending_stuck_before`); of two simultaneous retries
-    of one row only one goes on (the row is taken only if unchanged since it was read).
     The contact a user chose is kept; otherwise the rules decide again and find the
     placeholder an earlier attempt created. The message joins its conversation's CRM
-    activity when one exists. Writes the row and a `retried` event trail; calls the CRM.
-    A shared-SMS conversation is rebuilt from its stored messages and owner (rows stored
-    before the owner was kept are rebuilt without it; the client's next request rewrites
-    the conversation whole anyway).
+    activity when one exists. A shared-SMS conversation is rebuilt from its stored
+    messages and owner (rows stored before the owner was kept are rebuilt without it; the
+    client's next request rewrites the conversation whole anyway).
     """
     row = MessageLog.objects.select_related("user").filter(pk=log.pk).first()
-    if row is None or not _is_retryable(row):
+    if row is None:
         return LogOutcome(successful=False, return_message=return_message(_NOTHING_TO_RETRY))
     user = row.user
     if not user.is_connected:
-        return LogOutcome(
-            successful=False, return_message=return_message("The user is not connected to the CRM.")
-        )
-    with transaction.atomic():
-        taken = MessageLog.objects.filter(_retryable(), pk=row.pk, updated_at=row.updated_at).update(
-            status=LogStatus.PENDING, updated_at=timezone.now()
-        )
-    if not taken:
+        return LogOutcome(successful=False, return_message=return_message(_NOT_CONNECTED))
+    token = _new_token()
+    if not _retry_take(row, token=token, resend=resend):
         return LogOutcome(successful=False, return_message=return_message(_NOTHING_TO_RETRY))
     client = crm_registry.get(user.platform)
     payload = row.payload or {}
     correspondents: list[JsonDict] = payload.get("correspondents") or []
     shared_messages: list[JsonDict] | None = payload.get("messages")
-    events: list[tuple[str, str, JsonDict]] = [
-        (
-            EventKind.RETRIED,
-            "",
-            {"previousAttempts": row.attempts, "by": "admin", "shared": bool(shared_messages)},
-        )
-    ]
+    detail: JsonDict = {"previousAttempts": row.attempts, "by": by, "shared": bool(shared_messages)}
+    if resend:
+        detail["resend"] = True
+    events: Events = [(EventKind.RETRIED, "", detail)]
     given = (
         _given_contact(row.contact_id, row.phone_number, row.contact_type, row.contact_name)
         if row.decided_by == DecidedBy.USER
@@ -1055,25 +1252,18 @@ def message_log_retry(*, log: MessageLog) -> LogOutcome:
         caller_id_name=str((correspondents[0] if correspondents else {}).get("name") or ""),
     )
     events.append(_decision_event(decision))
+    lease = _Lease(row, token)
     if decision.contact is None:
-        status = LogStatus.SKIPPED if decision.outcome == DecisionOutcome.PROMPTED else LogStatus.FAILED
-        error = (decision.return_message or {}).get("message", "") if status == LogStatus.FAILED else ""
-        _log_finish(row, status=status, last_error=error, **_decision_fields(decision), events=events)
-        return LogOutcome(successful=False, return_message=decision.return_message)
-
+        return _finish_without_contact(lease, decision, events)
     if shared_messages:
-        owner_name = str(payload.get("ownerName") or "")
-        data = MessageLogInput(
-            message=shared_messages[0],
+        data = _shared_input(
+            messages=shared_messages,
             correspondents=correspondents,
-            owner_name=owner_name,
+            contact_name=decision.contact.name,
+            owner_name=str(payload.get("ownerName") or ""),
             assignee_name=str(payload.get("assigneeName") or ""),
-            shared_content=shared_sms_compose(
-                messages=shared_messages,
-                contact_name=decision.contact.name,
-                owner_name=owner_name,
-                timezone_offset=user.timezone_offset,
-            ),
+            additional_submission={},
+            timezone_offset=user.timezone_offset,
         )
         crm_log_id = ""
     else:
@@ -1083,26 +1273,42 @@ def message_log_retry(*, log: MessageLog) -> LogOutcome:
         )
         crm_log_id = _conversation_crm_log_id(user=user, conversation_log_id=row.conversation_log_id)
     sent = _message_send(
-        row, user=user, client=client, decision=decision, events=events, data=data, crm_log_id=crm_log_id
+        lease, user=user, client=client, decision=decision, events=events, data=data, crm_log_id=crm_log_id
     )
-    if sent.failure is not None:
-        return LogOutcome(successful=False, return_message=sent.failure)
-    crm_log_id, returned = sent.crm_log_id, sent.returned
-    if not _crm_result_record(
-        row, decision=decision, events=events, crm_log_id=crm_log_id, returned=returned
-    ):
-        return LogOutcome(successful=False, return_message=returned)
-    return LogOutcome(successful=True, log_ids=[row.message_id], return_message=returned)
+    if not sent.ok:
+        return LogOutcome(successful=False, return_message=sent.returned)
+    return LogOutcome(successful=True, log_ids=[row.message_id], return_message=sent.returned)
 
 
-def message_logs_retry(*, log_ids: list[int]) -> RetrySummary:
-    """Retry the failed and stuck pending message logs among `log_ids` through
-    `message_log_retry`, oldest first (so a conversation's first message creates its CRM
-    activity)."""
+def message_logs_retry(*, log_ids: list[int], by: str = "admin", resend: bool = False) -> RetrySummary:
+    """Retry the message logs among `log_ids` through `message_log_retry`, oldest first (so
+    a conversation's first message creates its CRM activity)."""
     summary = RetrySummary()
     for log in MessageLog.objects.filter(pk__in=log_ids).order_by("created_at", "id"):
-        if not _is_retryable(log):
+        if not (_is_takeable(log, skipped=False) or (resend and log.status == LogStatus.UNCONFIRMED)):
             summary.left_alone += 1
             continue
-        summary.count(message_log_retry(log=log))
+        summary.count(message_log_retry(log=log, by=by, resend=resend))
+    return summary
+
+
+def logs_recover(*, limit: int = RETRY_BATCH_LIMIT) -> RetrySummary:
+    """Finish what dead requests left behind: pending logs whose lease lapsed, and failed
+    ones a CRM write may have reached (still marked as written), oldest first, through the
+    retries above (recorded as by "task"). At most `limit` logs of each kind per run.
+
+    Failed logs whose CRM answer was known are left to clients and admins: the CRM said no.
+    """
+    abandoned = _lapsed() | Q(status=LogStatus.FAILED, crm_write_started_at__isnull=False)
+    calls = list(CallLog.objects.filter(abandoned).order_by("id").values_list("id", flat=True)[:limit])
+    messages = list(
+        MessageLog.objects.filter(abandoned).order_by("created_at", "id").values_list("id", flat=True)[:limit]
+    )
+    summary = call_logs_retry(log_ids=calls, by="task")
+    for_messages = message_logs_retry(log_ids=messages, by="task")
+    summary.logged += for_messages.logged
+    summary.not_logged += for_messages.not_logged
+    summary.left_alone += for_messages.left_alone
+    for reason, count in for_messages.errors.items():
+        summary.errors[reason] = summary.errors.get(reason, 0) + count
     return summary

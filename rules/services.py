@@ -17,9 +17,9 @@ from django.core.cache import cache
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
+from connector.conf import connector_settings
 from connector.crm.base import CrmClient, CrmError, JsonDict, LogContact
 from connector.crm.registry import crm_registry
-from connector.db import insert_returning_pk, with_defaults
 from connector.exceptions import InvalidInput, details_text, return_message
 from connector.models import CrmUser
 from connector.services import contact_create, crm_failure_message, real_contacts
@@ -42,10 +42,14 @@ from rules.selectors import (
     rule_values_get,
 )
 
-# A request waiting for another one's placeholder gives up after this long...
+# A request waiting for another one's placeholder gives up after this long.
 PLACEHOLDER_WAIT_SECONDS = 15.0
-# ...and takes over a creation that has shown no progress for this long (its process died).
-PLACEHOLDER_STALE_AFTER = timedelta(seconds=60)
+
+
+def _placeholder_stale_after() -> timedelta:
+    """A creation that has shown no progress for this long is taken over (its request
+    died): the lease a claimed log has, for the same reason."""
+    return timedelta(seconds=connector_settings.LOG_LEASE_SECONDS)
 
 
 @dataclass(slots=True)
@@ -330,7 +334,7 @@ def _placeholder_take_over(row: PlaceholderContact, *, from_status: str, stale: 
     """Claim a failed (or stale) creation for this request; False if another got it."""
     queryset = PlaceholderContact.objects.filter(pk=row.pk, status=from_status)
     if stale:
-        queryset = queryset.filter(updated_at__lt=timezone.now() - PLACEHOLDER_STALE_AFTER)
+        queryset = queryset.filter(updated_at__lt=timezone.now() - _placeholder_stale_after())
     return bool(queryset.update(status=PlaceholderStatus.CREATING, updated_at=timezone.now()))
 
 
@@ -514,25 +518,18 @@ def placeholder_contact_create_manual(
     )
     if result.contact is not None and result.contact.get("id"):
         account = account_get_for_user(user=user)
-        # One hand-written INSERT: this runs on every "Create new contact..." (bench/profile.py).
-        insert_returning_pk(
-            PlaceholderContact,
-            with_defaults(
-                PlaceholderContact,
-                {
-                    "scope_key": _scope_key(user, account),
-                    "account": account.pk if account else None,
-                    "platform": user.platform,
-                    "phone_number": phone_number,
-                    "created_by": user.pk,
-                    "decided_by": DecidedBy.USER,
-                    "contact_id": str(result.contact["id"])[:255],
-                    "contact_name": str(result.contact.get("name") or name)[:255],
-                    "contact_type": str(result.contact.get("type") or contact_type)[:64],
-                    "status": PlaceholderStatus.READY,
-                    "attempts": 1,
-                },
-            ),
+        PlaceholderContact.objects.create(
+            scope_key=_scope_key(user, account),
+            account=account,
+            platform=user.platform,
+            phone_number=phone_number,
+            created_by=user,
+            decided_by=DecidedBy.USER,
+            contact_id=str(result.contact["id"])[:255],
+            contact_name=str(result.contact.get("name") or name)[:255],
+            contact_type=str(result.contact.get("type") or contact_type)[:64],
+            status=PlaceholderStatus.READY,
+            attempts=1,
         )
     return result.contact, result.return_message
 

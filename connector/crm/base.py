@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import requests
+from urllib3.exceptions import NewConnectionError
 
 from connector.choices import AuthType
 from connector.db import connection_release_before_crm_call
@@ -37,13 +38,20 @@ NEW_CONTACT_OPTION: JsonDict = {
 
 
 class CrmError(Exception):
-    """A CRM call failed. `status_code` is the CRM's HTTP status when there was one."""
+    """A CRM call failed. `status_code` is the CRM's HTTP status when there was one.
+
+    `uncertain` says the CRM may have carried the request out all the same (the request
+    went out and its answer was lost: a read timeout, a dropped connection, a gateway
+    error). A write that failed so is never sent again before the CRM is asked whether it
+    holds it.
+    """
 
     default_status: ClassVar[int | None] = None
 
-    def __init__(self, message: str, *, status_code: int | None = None) -> None:
+    def __init__(self, message: str, *, status_code: int | None = None, uncertain: bool = False) -> None:
         super().__init__(message)
         self.status_code = status_code if status_code is not None else self.default_status
+        self.uncertain = uncertain
 
 
 class CrmAuthError(CrmError):
@@ -155,6 +163,9 @@ class CallLogInput:
     extras: JsonDict = field(default_factory=dict)
     hashed_account_id: str = ""
     is_from_sscl: bool = False
+    # The key our log history keeps this call under. A connector that can store it with
+    # the activity finds the activity again by it (`find_call_log`).
+    log_key: str = ""
 
 
 @dataclass(slots=True)
@@ -186,6 +197,8 @@ class MessageLogInput:
     assignee_name: str = ""
     # shared SMS mode: one activity for the whole conversation, {subject, body}
     shared_content: JsonDict | None = None
+    # The key our log history keeps this message under (see `CallLogInput.log_key`).
+    log_key: str = ""
 
 
 # --- the contract ----------------------------------------------------------------------
@@ -323,6 +336,16 @@ class CrmClient(abc.ABC):
         """Read back a call activity: subject, note, fullBody, ..."""
         raise NotImplementedError
 
+    def find_call_log(self, *, user: CrmUser, log_key: str, contact_id: str) -> str | None:
+        """The CRM id of the call activity created with `CallLogInput.log_key == log_key`
+        for the user (against `contact_id`), or None when the CRM holds none. Never writes.
+
+        Asked before a write that may have gone through (a crash, a lost answer) is sent
+        again; a connector that cannot answer leaves it unimplemented, and such logs wait
+        for an admin instead of being sent twice.
+        """
+        raise NotImplementedError
+
     # message logs
 
     @abc.abstractmethod
@@ -333,6 +356,11 @@ class CrmClient(abc.ABC):
         self, *, user: CrmUser, contact: LogContact, crm_log_id: str, data: MessageLogInput
     ) -> UpdateLogResult:
         """Add `data.message` to the existing activity `crm_log_id`."""
+        raise NotImplementedError
+
+    def find_message_log(self, *, user: CrmUser, log_key: str, contact_id: str) -> str | None:
+        """The CRM id of the activity holding the message logged with
+        `MessageLogInput.log_key == log_key`, or None. See `find_call_log`."""
         raise NotImplementedError
 
     def implemented_interfaces(self) -> dict[str, bool]:
@@ -394,13 +422,27 @@ class HttpCrmClient(CrmClient, abc.ABC):
         kwargs.setdefault("timeout", self.timeout)
         try:
             response = self.session.request(method, url, **kwargs)
+        except requests.ConnectTimeout as exc:
+            raise CrmUnavailable(f"{self.platform} could not be reached") from exc
         except requests.Timeout as exc:
-            raise CrmUnavailable(f"{self.platform} did not answer in time") from exc
+            # The request went out; the CRM may have carried it out.
+            raise CrmUnavailable(f"{self.platform} did not answer in time", uncertain=True) from exc
+        except requests.ConnectionError as exc:
+            raise CrmUnavailable(
+                f"{self.platform} could not be reached", uncertain=not _never_connected(exc)
+            ) from exc
         except requests.RequestException as exc:
             raise CrmUnavailable(f"{self.platform} could not be reached") from exc
         if response.ok:
             return response
         raise crm_error_for_status(response, platform=self.platform)
+
+
+def _never_connected(exc: requests.ConnectionError) -> bool:
+    """Whether a connection error happened before anything was sent (the connection itself
+    failed), rather than after (reset or dropped while the CRM worked)."""
+    reason = getattr(exc.args[0], "reason", None) if exc.args else None
+    return isinstance(reason, NewConnectionError)
 
 
 def crm_error_for_status(response: requests.Response, *, platform: str) -> CrmError:
@@ -416,5 +458,9 @@ def crm_error_for_status(response: requests.Response, *, platform: str) -> CrmEr
     if status in (401, 403):
         return CrmAuthError(f"{platform} refused the credentials", status_code=status)
     if status >= 500:
-        return CrmUnavailable(f"{platform} failed with HTTP {status}", status_code=status)
+        # 503 says the request was not served; a 500 or a gateway's 502/504 may come after
+        # the CRM carried it out.
+        return CrmUnavailable(
+            f"{platform} failed with HTTP {status}", status_code=status, uncertain=status in (500, 502, 504)
+        )
     return CrmRejected(f"{platform} rejected the request with HTTP {status}", status_code=status)

@@ -10,9 +10,8 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import Max
-from django.utils import timezone
 
 from connector.choices import ActivityKind, BuiltinContactType
 from connector.crm.base import (
@@ -31,9 +30,9 @@ from connector.crm.base import (
     UpdateLogResult,
     UserInfoResult,
 )
-from connector.db import insert_parent_and_child, insert_returning_pk
 from connector.models import (
     BuiltinActivity,
+    BuiltinActivityKey,
     BuiltinApiKey,
     BuiltinContact,
     BuiltinContactPhone,
@@ -211,22 +210,13 @@ class BuiltinCrmClient(CrmClient):
     ) -> CreateContactResult:
         if contact_type not in BuiltinContactType.values:
             raise CrmRejected(f"Unknown contact type {contact_type!r}")
-        now = timezone.now()
-        pk = insert_parent_and_child(
-            BuiltinContact,
-            {
-                "name": name[:255],
-                "contact_type": contact_type,
-                "created_by": self._owner_id(user),
-                "created_at": now,
-                "updated_at": now,
-            },
-            BuiltinContactPhone,
-            {"phone_number": phone_number},
-            link="contact",
-        )
+        with transaction.atomic():
+            contact = BuiltinContact.objects.create(
+                name=name[:255], contact_type=contact_type, created_by_id=self._owner_id(user)
+            )
+            BuiltinContactPhone.objects.create(contact=contact, phone_number=phone_number)
         return CreateContactResult(
-            contact={"id": str(pk), "name": name[:255], "type": contact_type},
+            contact={"id": str(contact.pk), "name": contact.name, "type": contact_type},
             return_message=_success("Contact created."),
         )
 
@@ -236,7 +226,7 @@ class BuiltinCrmClient(CrmClient):
         call = data.call_log
         direction = call.get("direction") or ""
         subject = call.get("customSubject") or f"{direction} call {contact.name}".strip()
-        pk = self._activity_insert(
+        activity = self._activity_create(
             kind=ActivityKind.CALL,
             user=user,
             contact_id=contact.id,
@@ -254,8 +244,21 @@ class BuiltinCrmClient(CrmClient):
                 "recordingLink": (call.get("recording") or {}).get("link"),
                 "additionalSubmission": data.additional_submission,
             },
+            log_key=data.log_key,
         )
-        return LogResult(log_id=str(pk), return_message=_success("Call logged"))
+        return LogResult(log_id=str(activity.pk), return_message=_success("Call logged"))
+
+    def find_call_log(self, *, user: CrmUser, log_key: str, contact_id: str) -> str | None:
+        return self._activity_by_key(user=user, kind=ActivityKind.CALL, log_key=log_key)
+
+    def _activity_by_key(self, *, user: CrmUser, kind: str, log_key: str) -> str | None:
+        pk = (
+            BuiltinActivityKey.objects.filter(owner_id=self._owner_id(user), key=log_key, activity__kind=kind)
+            .order_by("id")
+            .values_list("activity_id", flat=True)
+            .first()
+        )
+        return str(pk) if pk is not None else None
 
     def _activity(self, crm_log_id: str, kind: str) -> BuiltinActivity:
         activity = (
@@ -267,7 +270,7 @@ class BuiltinCrmClient(CrmClient):
             raise CrmRejected(f"No {kind} activity {crm_log_id} in the built-in CRM")
         return activity
 
-    def _activity_insert(
+    def _activity_create(
         self,
         *,
         kind: str,
@@ -277,35 +280,31 @@ class BuiltinCrmClient(CrmClient):
         note: str,
         body: str,
         details: JsonDict,
-    ) -> int:
-        """Insert an activity for an existing contact; CrmRejected when there is none.
+        log_key: str,
+    ) -> BuiltinActivity:
+        """Create an activity for an existing contact, with the key it was logged under;
+        CrmRejected when there is no such contact."""
+        if not str(contact_id).isdigit() or not BuiltinContact.objects.filter(pk=contact_id).exists():
+            raise CrmRejected(f"No contact {contact_id} in the built-in CRM")
+        with transaction.atomic():
+            activity = BuiltinActivity.objects.create(
+                kind=kind,
+                contact_id=int(contact_id),
+                owner_id=self._owner_id(user),
+                subject=subject[:500],
+                note=note,
+                body=body,
+                details=details,
+            )
+            self._key_add(activity, log_key)
+        return activity
 
-        One statement (the insert happens only if the contact exists), not a check and an
-        insert: activities are written on every logged call and message.
-        """
-        if not str(contact_id).isdigit():
-            raise CrmRejected(f"No contact {contact_id} in the built-in CRM")
-        now = timezone.now()
-        contacts = connection.ops.quote_name(BuiltinContact._meta.db_table)
-        pk = insert_returning_pk(
-            BuiltinActivity,
-            {
-                "kind": kind,
-                "contact": int(contact_id),
-                "owner": self._owner_id(user),
-                "subject": subject[:500],
-                "note": note,
-                "body": body,
-                "details": details,
-                "created_at": now,
-                "updated_at": now,
-            },
-            condition=f"EXISTS (SELECT 1 FROM {contacts} WHERE id = %s)",  # noqa: S608
-            condition_params=[int(contact_id)],
-        )
-        if pk is None:
-            raise CrmRejected(f"No contact {contact_id} in the built-in CRM")
-        return pk
+    @staticmethod
+    def _key_add(activity: BuiltinActivity, log_key: str) -> None:
+        if log_key:
+            BuiltinActivityKey.objects.create(
+                activity=activity, owner_id=activity.owner_id, key=log_key[:300]
+            )
 
     def update_call_log(self, *, user: CrmUser, data: CallLogUpdate) -> UpdateLogResult:
         activity = self._activity(data.crm_log_id, ActivityKind.CALL)
@@ -365,7 +364,7 @@ class BuiltinCrmClient(CrmClient):
             kind = data.message.get("type") or "SMS"
             subject = f"{kind} conversation with {contact.name or contact.phone_number}"
             body = self._message_line(data.message, data.links)
-        pk = self._activity_insert(
+        activity = self._activity_create(
             kind=ActivityKind.MESSAGE,
             user=user,
             contact_id=contact.id,
@@ -377,18 +376,25 @@ class BuiltinCrmClient(CrmClient):
                 "correspondents": data.correspondents,
                 "additionalSubmission": data.additional_submission,
             },
+            log_key=data.log_key,
         )
-        return LogResult(log_id=str(pk), return_message=_success("Message logged", 1000))
+        return LogResult(log_id=str(activity.pk), return_message=_success("Message logged", 1000))
 
     def update_message_log(
         self, *, user: CrmUser, contact: LogContact, crm_log_id: str, data: MessageLogInput
     ) -> UpdateLogResult:
-        activity = self._activity(crm_log_id, ActivityKind.MESSAGE)
-        if data.shared_content is not None:
-            activity.body = data.shared_content.get("body", "")
-        else:
-            activity.body = "\n".join(
-                filter(None, [activity.body, self._message_line(data.message, data.links)])
-            )
-        activity.save(update_fields=("body", "updated_at"))
+        with transaction.atomic():
+            activity = self._activity(crm_log_id, ActivityKind.MESSAGE)
+            if data.shared_content is not None:
+                activity.body = data.shared_content.get("body", "")
+            else:
+                activity.body = "\n".join(
+                    filter(None, [activity.body, self._message_line(data.message, data.links)])
+                )
+            activity.save(update_fields=("body", "updated_at"))
+            if not activity.keys.filter(key=data.log_key[:300]).exists():
+                self._key_add(activity, data.log_key)
         return UpdateLogResult(return_message=_success("Message log updated", 1000))
+
+    def find_message_log(self, *, user: CrmUser, log_key: str, contact_id: str) -> str | None:
+        return self._activity_by_key(user=user, kind=ActivityKind.MESSAGE, log_key=log_key)

@@ -118,7 +118,10 @@ def test_retry_logs_a_failed_call_and_is_idempotent(
 
     again = retry(admin_client, "calllog", log.pk)
 
-    assert "0 logged; 1 left alone (already logged, skipped or still in progress)." in again.content.decode()
+    assert (
+        "0 logged; 1 left alone (already logged, skipped, unconfirmed or still in progress)."
+        in again.content.decode()
+    )
     assert BuiltinActivity.objects.count() == 1
     assert CallLog.objects.get().attempts == 2
     assert log.events.filter(kind=EventKind.RETRIED).count() == 1
@@ -260,23 +263,27 @@ def failed_message(api: ApiClient, crm_down: CrmDown) -> tuple[BuiltinContact, M
     return contact, MessageLog.objects.get()
 
 
-def mark_pending(model: type[CallLog] | type[MessageLog], pk: int, *, minutes_ago: float) -> None:
-    """Leave a row pending, as a request still working on it (or one that died) does."""
-    when = timezone.now() - timedelta(minutes=minutes_ago)
-    model.objects.filter(pk=pk).update(status=LogStatus.PENDING, updated_at=when)
+def mark_pending(model: type[CallLog] | type[MessageLog], pk: int, *, lease_left: float) -> None:
+    """Leave a row pending, as a request still working on it does (its lease has
+    `lease_left` seconds to run) or one that died (a lease that lapsed: `lease_left` < 0)."""
+    model.objects.filter(pk=pk).update(
+        status=LogStatus.PENDING,
+        lease_owner="a-request-that-died",
+        lease_until=timezone.now() + timedelta(seconds=lease_left),
+    )
 
 
-@pytest.mark.parametrize("minutes_ago", [0, 4])
-def test_a_call_pending_for_minutes_may_be_in_flight_and_is_left_alone(
-    api: ApiClient, admin_client: Client, crm_user: CrmUser, crm_down: CrmDown, minutes_ago: float
+def test_a_call_held_by_a_live_request_is_left_alone(
+    api: ApiClient, admin_client: Client, crm_user: CrmUser, crm_down: CrmDown
 ) -> None:
     _, log = failed_call(api, crm_down)
-    mark_pending(CallLog, log.pk, minutes_ago=minutes_ago)
+    mark_pending(CallLog, log.pk, lease_left=20)
 
     response = retry(admin_client, "calllog", log.pk)
 
     assert (
-        "0 logged; 1 left alone (already logged, skipped or still in progress)." in response.content.decode()
+        "0 logged; 1 left alone (already logged, skipped, unconfirmed or still in progress)."
+        in response.content.decode()
     )
     log.refresh_from_db()
     assert (log.status, log.attempts) == (LogStatus.PENDING, 1)
@@ -284,11 +291,11 @@ def test_a_call_pending_for_minutes_may_be_in_flight_and_is_left_alone(
     assert BuiltinActivity.objects.count() == 0
 
 
-def test_a_call_stuck_pending_is_retried(
+def test_a_call_whose_request_died_is_retried_as_soon_as_its_lease_lapses(
     api: ApiClient, admin_client: Client, crm_user: CrmUser, crm_down: CrmDown
 ) -> None:
     contact, log = failed_call(api, crm_down)
-    mark_pending(CallLog, log.pk, minutes_ago=6)
+    mark_pending(CallLog, log.pk, lease_left=-1)
 
     response = retry(admin_client, "calllog", log.pk)
 
@@ -298,19 +305,19 @@ def test_a_call_stuck_pending_is_retried(
     assert BuiltinActivity.objects.get().contact_id == contact.pk
 
 
-def test_a_message_pending_is_retried_only_once_stuck(
+def test_a_pending_message_is_retried_only_once_its_lease_lapsed(
     api: ApiClient, crm_user: CrmUser, crm_down: CrmDown
 ) -> None:
     _, log = failed_message(api, crm_down)
 
-    mark_pending(MessageLog, log.pk, minutes_ago=1)
+    mark_pending(MessageLog, log.pk, lease_left=20)
     assert message_log_retry(log=log).successful is False
     summary = message_logs_retry(log_ids=[log.pk])
     assert (summary.logged, summary.not_logged, summary.left_alone) == (0, 0, 1)
     assert MessageLog.objects.get().status == LogStatus.PENDING
     assert BuiltinActivity.objects.count() == 0
 
-    mark_pending(MessageLog, log.pk, minutes_ago=6)
+    mark_pending(MessageLog, log.pk, lease_left=-1)
     summary = message_logs_retry(log_ids=[log.pk])
     assert (summary.logged, summary.not_logged, summary.left_alone) == (1, 0, 0)
     assert MessageLog.objects.get().status == LogStatus.LOGGED
