@@ -15,6 +15,7 @@ from typing import Any
 
 from django.core.cache import cache
 from django.db import IntegrityError, connection, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from connector.conf import connector_settings
@@ -494,6 +495,12 @@ def _placeholder_create(
     )
 
 
+# A repeated "Create new contact..." (same user, number, name and type) within this window
+# gets the contact the first one created, whether that request answered or died: a client
+# retries a request whose answer it lost, and a second identical contact is never meant.
+MANUAL_REPLAY_WINDOW = timedelta(minutes=10)
+
+
 def placeholder_contact_create_manual(
     *,
     user: CrmUser,
@@ -503,35 +510,111 @@ def placeholder_contact_create_manual(
     contact_type: str,
     additional_submission: JsonDict,
 ) -> tuple[JsonDict | None, JsonDict | None]:
-    """POST /contact: the user's "Create new contact...". Creates the contact in the CRM
-    and records it in the placeholder registry (decided by the user).
+    """POST /contact: the user's "Create new contact...". Creates the contact in the CRM,
+    recorded in the placeholder registry (decided by the user).
 
-    Returns the CRM's contact (None on failure) and its `returnMessage`.
+    The registry row is claimed before the CRM is asked, so the request is safe to repeat
+    (see MANUAL_REPLAY_WINDOW): a repeat gets the contact already made; one that finds the
+    first request dead (its row stale) or failed looks the number up in the CRM before
+    creating, and takes the contact that request left there. A repeat while the first is
+    still at work waits for it. Returns the CRM's contact (None on failure) and its
+    `returnMessage`.
     """
+    account = account_get_for_user(user=user)
+    key = {
+        "scope_key": _scope_key(user, account),
+        "platform": user.platform,
+        "phone_number": phone_number,
+        "created_by": user,
+        "decided_by": DecidedBy.USER,
+        "contact_name": name[:255],
+        "contact_type": contact_type[:64],
+    }
+    deadline = time.monotonic() + min(PLACEHOLDER_WAIT_SECONDS, connector_settings.LOG_LEASE_SECONDS)
+    pause = 0.02
+    while True:
+        earlier = (
+            PlaceholderContact.objects.filter(**key, created_at__gte=timezone.now() - MANUAL_REPLAY_WINDOW)
+            .order_by("-id")
+            .first()
+        )
+        if earlier is None:
+            row = PlaceholderContact.objects.create(**key, account=account, status=PlaceholderStatus.CREATING)
+            return _manual_create(row, user=user, client=client, additional_submission=additional_submission)
+        if earlier.status == PlaceholderStatus.READY:
+            contact = {"id": earlier.contact_id, "name": earlier.contact_name, "type": earlier.contact_type}
+            return contact, return_message("Contact created.", message_type="success", ttl=2000)
+        if _placeholder_take_over(earlier, from_status=PlaceholderStatus.FAILED) or _placeholder_take_over(
+            earlier, from_status=PlaceholderStatus.CREATING, stale=True
+        ):
+            found = _manual_found_in_crm(earlier, user=user, client=client)
+            if found is not None:
+                return found, return_message("Contact created.", message_type="success", ttl=2000)
+            return _manual_create(
+                earlier, user=user, client=client, additional_submission=additional_submission
+            )
+        if time.monotonic() >= deadline:
+            return None, return_message("A contact for this number is still being created. Please try again.")
+        time.sleep(pause)
+        pause = min(pause * 2, 0.25)
+
+
+def _manual_create(
+    row: PlaceholderContact, *, user: CrmUser, client: CrmClient, additional_submission: JsonDict
+) -> tuple[JsonDict | None, JsonDict | None]:
+    """Create the claimed row's contact in the CRM and record the outcome on the row."""
     result = contact_create(
         user=user,
         client=client,
-        phone_number=phone_number,
-        name=name,
-        contact_type=contact_type,
+        phone_number=row.phone_number,
+        name=row.contact_name,
+        contact_type=row.contact_type,
         additional_submission=additional_submission,
     )
-    if result.contact is not None and result.contact.get("id"):
-        account = account_get_for_user(user=user)
-        PlaceholderContact.objects.create(
-            scope_key=_scope_key(user, account),
-            account=account,
-            platform=user.platform,
-            phone_number=phone_number,
-            created_by=user,
-            decided_by=DecidedBy.USER,
-            contact_id=str(result.contact["id"])[:255],
-            contact_name=str(result.contact.get("name") or name)[:255],
-            contact_type=str(result.contact.get("type") or contact_type)[:64],
-            status=PlaceholderStatus.READY,
-            attempts=1,
+    contact = result.contact
+    if contact is None or not contact.get("id"):
+        error = str((result.return_message or {}).get("message") or "The CRM created no contact.")
+        PlaceholderContact.objects.filter(pk=row.pk).update(
+            status=PlaceholderStatus.FAILED,
+            last_error=error,
+            attempts=F("attempts") + 1,
+            updated_at=timezone.now(),
         )
-    return result.contact, result.return_message
+        return None, result.return_message
+    PlaceholderContact.objects.filter(pk=row.pk).update(
+        status=PlaceholderStatus.READY,
+        contact_id=str(contact["id"])[:255],
+        last_error="",
+        attempts=F("attempts") + 1,
+        updated_at=timezone.now(),
+    )
+    return contact, result.return_message
+
+
+def _manual_found_in_crm(row: PlaceholderContact, *, user: CrmUser, client: CrmClient) -> JsonDict | None:
+    """The contact an interrupted "Create new contact..." left in the CRM (the newest with
+    the row's number and name), recorded on the row; None when there is none."""
+    try:
+        lookup = client.find_contact(
+            user=user, phone_number=row.phone_number, overriding_format="", is_extension=False
+        )
+    except CrmError:
+        return None
+    named = [c for c in real_contacts(lookup.contacts) if str(c.get("name") or "") == row.contact_name]
+    if not named:
+        return None
+    contact = max(named, key=lambda c: (str(c.get("createdDate") or ""), str(c.get("id"))))
+    PlaceholderContact.objects.filter(pk=row.pk).update(
+        status=PlaceholderStatus.READY,
+        contact_id=str(contact["id"])[:255],
+        last_error="",
+        updated_at=timezone.now(),
+    )
+    return {
+        "id": str(contact["id"]),
+        "name": row.contact_name,
+        "type": str(contact.get("type") or row.contact_type),
+    }
 
 
 # --- accounts and admin settings -------------------------------------------------------------

@@ -7,6 +7,7 @@ every automatic decision does: the contact is there, and the call is logged agai
 
 from __future__ import annotations
 
+import time
 from typing import Any, ClassVar
 
 import pytest
@@ -82,3 +83,44 @@ def test_a_placeholder_whose_creation_answer_was_lost_is_found_by_the_retry(api)
     assert first["successful"] is False and second["successful"] is True
     assert BuiltinContact.objects.count() == 1
     assert CallLog.objects.get().contact_id == str(BuiltinContact.objects.get().pk)
+
+
+# --- "Create new contact..." by hand ----------------------------------------------------------
+
+
+def new_contact(name: str = "Jane Roe") -> dict[str, Any]:
+    return {"phoneNumber": UNKNOWN, "newContactName": name, "newContactType": "Contact"}
+
+
+def test_a_repeated_create_contact_gets_the_contact_the_first_made(api) -> None:
+    first = api.post("/contact", new_contact()).json()
+    again = api.post("/contact", new_contact()).json()
+    other = api.post("/contact", new_contact("John Roe")).json()
+
+    assert again["contact"]["id"] == first["contact"]["id"]
+    assert other["contact"]["id"] != first["contact"]["id"]
+    assert BuiltinContact.objects.count() == 2
+
+
+def test_a_create_contact_whose_request_died_is_found_in_the_crm_by_its_retry(api, settings) -> None:
+    InterruptedCrm.interrupt = Died
+    with pytest.raises(Died):
+        api.post("/contact", new_contact())
+    time.sleep(LEASE + 0.05)
+
+    answer = api.post("/contact", new_contact()).json()
+
+    contact = BuiltinContact.objects.get()
+    assert answer["successful"] is True and answer["contact"]["id"] == str(contact.pk)
+    registry = PlaceholderContact.objects.get()
+    assert (registry.status, registry.contact_id) == (PlaceholderStatus.READY, str(contact.pk))
+
+
+def test_a_create_contact_whose_answer_was_lost_is_found_by_its_retry(api) -> None:
+    InterruptedCrm.interrupt = CrmUnavailable
+
+    first = api.post("/contact", new_contact()).json()
+    second = api.post("/contact", new_contact()).json()
+
+    assert first["successful"] is False and second["successful"] is True
+    assert second["contact"]["id"] == str(BuiltinContact.objects.get().pk)

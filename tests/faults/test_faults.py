@@ -1,0 +1,411 @@
+"""Nothing lost, nothing doubled: the production server under real faults, on PostgreSQL.
+
+Our server runs as in production (`gunicorn -c config/gunicorn.conf.py`, gthread workers,
+the psycopg pool) on the test database, with the `crashy` CRM of tests/faults/crm.py: the
+built-in CRM, killing its own worker at the worst moments (after the claim, before and
+after the CRM write, after a contact was created) and dropping its database connection
+between the CRM write and the outcome. Meanwhile a worker is killed every few seconds
+from outside, and every server connection to the database is terminated twice.
+
+Clients run the unknown-caller flow, by hand (GET /contact, POST /contact, POST /callLog
+with the contact) and automatically (POST /callLog alone, the rule creating placeholders,
+a few numbers shared by many calls), and retry as App Connect's client would: a dropped
+connection, a 5xx or "still being written" is tried again after a pause. When the faults
+stop, the clients finish their retries and the recovery task runs once. Then every call
+session is counted: exactly one CRM activity, or a row that says it failed (retryable) or
+waits for an admin. The figures go to test-output/faults.json.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+import requests
+from django.conf import settings as django_settings
+from django.db import connection
+
+from connector.choices import ActivityKind
+from connector.models import BuiltinActivity, BuiltinContactPhone
+from connector.services import builtin_api_key_create
+from logs.choices import LogStatus
+from logs.models import CallLog
+from logs.services import IN_FLIGHT_TEXT, UNCONFIRMED_TEXT, logs_recover
+from rules.models import RuleSetting
+
+pytestmark = [
+    pytest.mark.requires_postgres,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.timeout(300),
+]
+
+ROOT = Path(__file__).resolve().parents[2]
+OUTPUT = ROOT / "test-output"
+CLIENTS = 8
+FAULT_SECONDS = 24
+EXTERNAL_KILL_EVERY = 5.0  # seconds between two workers killed from outside
+DB_DROPS_AT = (8.0, 16.0)  # seconds into the run when every server connection is terminated
+LEASE_SECONDS = 2.0
+SHARED_NUMBERS = [f"+1415555{7000 + i:04d}" for i in range(12)]  # unknown callers of the automatic flows
+FAULTS = {
+    "FAULT_KILL_IN_LOOKUP": "0.01",
+    "FAULT_KILL_BEFORE_WRITE": "0.006",
+    "FAULT_KILL_AFTER_WRITE": "0.01",
+    "FAULT_DROP_DB_AFTER_WRITE": "0.01",
+    "FAULT_KILL_AFTER_CONTACT": "0.006",
+}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Server:
+    url: str
+    process: subprocess.Popen[bytes]
+    switch: Path  # faults happen while this file exists
+    fault_log: Path
+    pids_seen: set[int] = field(default_factory=set)
+
+    def workers(self) -> list[psutil.Process]:
+        try:
+            return psutil.Process(self.process.pid).children()
+        except psutil.NoSuchProcess:
+            return []
+
+    def faults_logged(self) -> Counter[str]:
+        if not self.fault_log.exists():
+            return Counter()
+        return Counter(line for line in self.fault_log.read_text().splitlines() if line)
+
+
+@pytest.fixture
+def server(tmp_path: Path, settings) -> Iterator[Server]:
+    """Our server, as in production, on the test database, with the `crashy` CRM."""
+    db = django_settings.DATABASES["default"]
+    port = free_port()
+    switch, fault_log = tmp_path / "faults-on", tmp_path / "faults.log"
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "DEBUG": "false",
+        "SECRET_KEY": django_settings.SECRET_KEY,
+        "APP_SERVER_SECRET_KEY": django_settings.APP_SERVER_SECRET_KEY,
+        "HASH_KEY": django_settings.HASH_KEY,
+        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT'] or 5432}/{db['NAME']}",
+        "DB_POOL_MAX_SIZE": "6",
+        "WEB_BIND": f"127.0.0.1:{port}",
+        "WEB_WORKERS": "2",
+        "WEB_THREADS": "8",
+        "LOG_LEASE_SECONDS": str(LEASE_SECONDS),
+        "OUTBOUND_TIMEOUT_SECONDS": "2",
+        "CRM_PLATFORMS_EXTRA": "crashy=tests.faults.crm.KillingCrm",
+        "ALLOWED_HOSTS": "127.0.0.1",
+        "CACHE_URL": "locmemcache://",
+        "CELERY_BROKER_URL": "",
+        "PYTHONPATH": str(ROOT),
+        "FAULT_SWITCH": str(switch),
+        "FAULT_LOG": str(fault_log),
+        **FAULTS,
+    }
+    OUTPUT.mkdir(exist_ok=True)
+    log = open(OUTPUT / "faults-server.log", "wb")  # closed below
+    process = subprocess.Popen(
+        [
+            str(ROOT / ".venv" / "bin" / "gunicorn"),
+            "-c",
+            "config/gunicorn.conf.py",
+            "config.wsgi:application",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    server = Server(url=f"http://127.0.0.1:{port}", process=process, switch=switch, fault_log=fault_log)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if requests.get(f"{server.url}/isAlive", timeout=2).status_code == 200:
+                break
+        except requests.RequestException:
+            pass
+        assert process.poll() is None and time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.2)
+    # The test process logs in to the same CRM for the recovery run, with the same lease.
+    settings.CONNECTOR = {
+        **settings.CONNECTOR,
+        "PLATFORMS": {**settings.CONNECTOR["PLATFORMS"], "crashy": "tests.faults.crm.KillingCrm"},
+        "LOG_LEASE_SECONDS": LEASE_SECONDS,
+    }
+    try:
+        yield server
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
+
+
+# --- the clients --------------------------------------------------------------------------
+
+
+@dataclass
+class Flow:
+    session_id: str
+    number: str
+    automatic: bool
+    outcome: str = "not finished"  # logged | existing | unconfirmed | gave up | refused: <message>
+    attempts: int = 0
+
+
+class Client:
+    """One App Connect client: a JWT, a keep-alive session, App Connect's retries."""
+
+    RETRY_FOR_SECONDS = 25.0
+
+    def __init__(self, url: str, token: str) -> None:
+        self.url = url
+        self.http = requests.Session()
+        self.http.headers["Authorization"] = f"Bearer {token}"
+        self.failed_requests = Counter[str]()  # dropped connections and 5xx, by route
+
+    def send(self, method: str, path: str, **kwargs: Any) -> dict[str, Any] | None:
+        """The JSON answer of the first attempt that got one (not a 5xx), or None."""
+        deadline = time.monotonic() + self.RETRY_FOR_SECONDS
+        pause = 0.1
+        while time.monotonic() < deadline:
+            try:
+                response = self.http.request(method, f"{self.url}{path}", timeout=20, **kwargs)
+                if response.status_code < 500:
+                    return response.json()
+                self.failed_requests[f"{method} {path}: HTTP {response.status_code}"] += 1
+            except (requests.RequestException, ValueError) as exc:
+                self.failed_requests[f"{method} {path}: {type(exc).__name__}"] += 1
+            time.sleep(pause)
+            pause = min(pause * 2, 1.0)
+        return None
+
+    def log_call(self, flow: Flow, body: dict[str, Any]) -> None:
+        deadline = time.monotonic() + self.RETRY_FOR_SECONDS
+        while time.monotonic() < deadline:
+            flow.attempts += 1
+            answer = self.send("POST", "/callLog", json=body)
+            if answer is None:
+                break
+            message = (answer.get("returnMessage") or {}).get("message", "")
+            if answer.get("successful"):
+                flow.outcome = "logged"
+                return
+            if message.startswith("Existing log for session"):
+                flow.outcome = "existing"
+                return
+            if message == UNCONFIRMED_TEXT:
+                flow.outcome = "unconfirmed"
+                return
+            if message.startswith("Contact not found"):
+                flow.outcome = f"refused: {message}"
+                return
+            # In flight, a database failure, a CRM failure: App Connect's user tries again.
+            time.sleep(0.3 if message == IN_FLIGHT_TEXT else 0.2)
+        flow.outcome = "gave up"
+
+    def run_flow(self, flow: Flow) -> None:
+        body: dict[str, Any] = {
+            "logInfo": {
+                "sessionId": flow.session_id,
+                "telephonySessionId": f"t-{flow.session_id}",
+                "startTime": "2026-11-30T10:00:00.000Z",
+                "duration": 42,
+                "direction": "Inbound",
+                "result": "Accepted",
+                "from": {"phoneNumber": flow.number, "name": "WIRELESS CALLER"},
+                "to": {"phoneNumber": "+16505550100", "extensionNumber": "101"},
+            },
+            "note": "fault suite",
+            "additionalSubmission": {},
+        }
+        if not flow.automatic:
+            looked_up = self.send("GET", "/contact", params={"phoneNumber": flow.number})
+            created = looked_up and self.send(
+                "POST", "/contact", json={"phoneNumber": flow.number, "newContactName": "Jane Roe"}
+            )
+            contact = (created or {}).get("contact") or {}
+            if not contact.get("id"):
+                flow.outcome = "gave up"
+                return
+            body.update(contactId=str(contact["id"]), contactName="Jane Roe", contactType="Contact")
+        self.log_call(flow, body)
+
+
+def login(url: str) -> str:
+    _, key = builtin_api_key_create(name="fault-agent")
+    answer = requests.post(f"{url}/apiKeyLogin", json={"platform": "crashy", "apiKey": key}, timeout=20)
+    return answer.json()["jwtToken"]
+
+
+# --- the faults from outside --------------------------------------------------------------
+
+
+def kill_a_worker(server: Server) -> bool:
+    workers = server.workers()
+    if not workers:
+        return False
+    random.choice(workers).send_signal(signal.SIGKILL)
+    return True
+
+
+def drop_server_connections(database: str) -> int:
+    """Terminate every server connection to the test database (waiting up to 3 s for the
+    server to hold some: its workers may be restarting)."""
+    deadline = time.monotonic() + 3
+    with connection.cursor() as cursor:
+        while True:
+            cursor.execute(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                " WHERE datname = %s AND pid <> pg_backend_pid()",
+                [database],
+            )
+            terminated = cursor.fetchone()[0]
+            if terminated or time.monotonic() > deadline:
+                return terminated
+            time.sleep(0.05)
+
+
+# --- the run ------------------------------------------------------------------------------
+
+
+def test_every_call_reaches_the_crm_exactly_once_through_kills_and_dropped_connections(
+    server: Server,
+) -> None:
+    RuleSetting.objects.create(key="unknownContactAction", value="createPlaceholder", customizable=False)
+    token = login(server.url)
+    server.switch.touch()
+    started = time.monotonic()
+    stop = threading.Event()
+    flows: list[Flow] = []
+    flows_lock = threading.Lock()
+    external_kills = 0
+    dropped: list[int] = []
+    tallies: list[Counter[str]] = []
+
+    def client_loop(index: int) -> None:
+        client = Client(server.url, token)
+        tallies.append(client.failed_requests)
+        serial = 0
+        while not stop.is_set():
+            serial += 1
+            automatic = serial % 2 == 0
+            number = random.choice(SHARED_NUMBERS) if automatic else f"+1650{index + 2}{serial:06d}"
+            flow = Flow(session_id=f"c{index}-{serial}", number=number, automatic=automatic)
+            with flows_lock:
+                flows.append(flow)
+            client.run_flow(flow)
+
+    clients = [threading.Thread(target=client_loop, args=(i,), daemon=True) for i in range(CLIENTS)]
+    for thread in clients:
+        thread.start()
+    next_kill = EXTERNAL_KILL_EVERY
+    drops = list(DB_DROPS_AT)
+    while (elapsed := time.monotonic() - started) < FAULT_SECONDS:
+        server.pids_seen.update(p.pid for p in server.workers())
+        if elapsed >= next_kill:
+            external_kills += kill_a_worker(server)
+            next_kill += EXTERNAL_KILL_EVERY
+        if drops and elapsed >= drops[0]:
+            drops.pop(0)
+            dropped.append(drop_server_connections(django_settings.DATABASES["default"]["NAME"]))
+        time.sleep(0.1)
+    server.switch.unlink()  # faults stop; clients finish their flows and retries
+    stop.set()
+    for thread in clients:
+        thread.join(timeout=Client.RETRY_FOR_SECONDS * 4)
+    assert not any(thread.is_alive() for thread in clients), "a client never finished"
+    time.sleep(LEASE_SECONDS + 0.5)
+    recovery = logs_recover()
+
+    figures = count(flows)
+    internal = server.faults_logged()
+    figures["faults"] = {
+        "workers_killed_from_outside": external_kills,
+        "server_connections_terminated": dropped,
+        **{name.removeprefix("FAULT_").lower(): internal[name] for name in FAULTS},
+        "worker_processes_seen": len(server.pids_seen),
+    }
+    figures["recovery_task"] = {"logged": recovery.logged, "not_logged": recovery.not_logged}
+    figures["requests_failed_and_retried"] = dict(sum(tallies, Counter()))
+    (OUTPUT / "faults.json").write_text(json.dumps(figures, indent=2, sort_keys=True))
+    print(json.dumps(figures, indent=2, sort_keys=True))
+
+    assert figures["flows"]["tried"] >= 50
+    assert external_kills >= 3 and len(dropped) == len(DB_DROPS_AT)
+    assert sum(internal.values()) >= 3, internal  # faults happened inside requests too
+    assert figures["doubled"] == [], figures["doubled"]
+    assert figures["lost"] == [], figures["lost"]
+    assert figures["placeholders_doubled"] == [], figures["placeholders_doubled"]
+    assert figures["manual_contacts_doubled"] == [], figures["manual_contacts_doubled"]
+    assert figures["flows"]["succeeded"] >= figures["flows"]["tried"] * 0.8
+
+
+def count(flows: list[Flow]) -> dict[str, Any]:
+    """Per session: CRM activities, the row's status, what the client was told."""
+    activities = Counter(
+        BuiltinActivity.objects.filter(kind=ActivityKind.CALL).values_list("details__sessionId", flat=True)
+    )
+    rows = dict(CallLog.objects.values_list("session_id", "status"))
+    doubled = sorted(session for session, n in activities.items() if n > 1)
+    lost, left_for_admin, failed = [], [], []
+    for flow in flows:
+        n, status = activities.get(flow.session_id, 0), rows.get(flow.session_id)
+        if n == 1:
+            continue
+        if status == LogStatus.UNCONFIRMED:
+            left_for_admin.append(flow.session_id)
+        elif status == LogStatus.FAILED:
+            failed.append(flow.session_id)
+        elif n == 0 and (status is not None or flow.outcome in ("logged", "existing")):
+            lost.append({"session": flow.session_id, "status": status, "told": flow.outcome})
+    automatic = {flow.number for flow in flows if flow.automatic}
+    contacts_per_number = Counter(
+        BuiltinContactPhone.objects.filter(phone_number__in=automatic).values_list("phone_number", flat=True)
+    )
+    manual = {flow.number for flow in flows if not flow.automatic}
+    manual_contacts = Counter(
+        BuiltinContactPhone.objects.filter(phone_number__in=manual).values_list("phone_number", flat=True)
+    )
+    outcomes = Counter(flow.outcome for flow in flows)
+    return {
+        "flows": {
+            "tried": len(flows),
+            "succeeded": outcomes["logged"] + outcomes["existing"],
+            "automatic": sum(flow.automatic for flow in flows),
+            "client_outcomes": dict(outcomes),
+            "call_log_answers_retried": sum(max(0, flow.attempts - 1) for flow in flows),
+        },
+        "sessions_with_one_activity": sum(1 for flow in flows if activities.get(flow.session_id) == 1),
+        "doubled": doubled,
+        "lost": lost,
+        "left_for_admin": left_for_admin,
+        "failed_retryable": failed,
+        "never_logged_no_row": [f.session_id for f in flows if f.session_id not in rows],
+        "placeholders_doubled": sorted(number for number, n in contacts_per_number.items() if n > 1),
+        "manual_contacts_doubled": sorted(number for number, n in manual_contacts.items() if n > 1),
+    }
