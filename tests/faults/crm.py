@@ -12,7 +12,9 @@ probabilities set in the environment, it:
   does not know yet);
 - FAULT_DROP_DB_AFTER_WRITE: terminates its own PostgreSQL connection right after the
   CRM wrote the activity (recording the outcome then fails);
-- FAULT_KILL_AFTER_CONTACT: SIGKILLs it right after the CRM created a contact.
+- FAULT_KILL_AFTER_CONTACT: SIGKILLs it right after the CRM created a contact;
+- FAULT_KILL_AFTER_MESSAGE: SIGKILLs it right after the CRM wrote a message (a new
+  conversation activity, or one more message in it).
 
 A SIGKILL takes the whole worker: every request its threads were serving dies with it.
 Faults happen only while the file FAULT_SWITCH exists, and each one is first appended to
@@ -34,6 +36,8 @@ from connector.crm.base import (
     FindContactResult,
     LogContact,
     LogResult,
+    MessageLogInput,
+    UpdateLogResult,
 )
 from connector.crm.builtin import BuiltinCrmClient
 from connector.models import CrmUser
@@ -86,4 +90,18 @@ class KillingCrm(BuiltinCrmClient):
                     cursor.execute("SELECT pg_terminate_backend(pg_backend_pid())")
             except DatabaseError:
                 pass  # the connection is gone, as intended
+        return result
+
+    def create_message_log(self, *, user: CrmUser, contact: LogContact, data: MessageLogInput) -> LogResult:
+        result = super().create_message_log(user=user, contact=contact, data=data)
+        if _chance("FAULT_KILL_AFTER_MESSAGE"):
+            _die()
+        return result
+
+    def update_message_log(
+        self, *, user: CrmUser, contact: LogContact, crm_log_id: str, data: MessageLogInput
+    ) -> UpdateLogResult:
+        result = super().update_message_log(user=user, contact=contact, crm_log_id=crm_log_id, data=data)
+        if _chance("FAULT_KILL_AFTER_MESSAGE"):
+            _die()
         return result

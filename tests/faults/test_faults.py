@@ -9,11 +9,13 @@ from outside, and every server connection to the database is terminated twice.
 
 Clients run the unknown-caller flow, by hand (GET /contact, POST /contact, POST /callLog
 with the contact) and automatically (POST /callLog alone, the rule creating placeholders,
-a few numbers shared by many calls), and retry as App Connect's client would: a dropped
-connection, a 5xx or "still being written" is tried again after a pause. When the faults
-stop, the clients finish their retries and the recovery task runs once. Then every call
-session is counted: exactly one CRM activity, or a row that says it failed (retryable) or
-waits for an admin. The figures go to test-output/faults.json.
+a few numbers shared by many calls), and log text messages (POST /messageLog, two
+messages of a conversation); they retry as App Connect's client would: a dropped
+connection, a 5xx or "still being written" is tried again after a pause. An admin retries
+failed and abandoned logs every two seconds meanwhile. When the faults stop, the clients
+finish their retries and the recovery task runs once. Then every call session and every
+message is counted: in the CRM exactly once, or on a row that says it failed (retryable)
+or waits for an admin. The figures go to test-output/faults.json.
 """
 
 from __future__ import annotations
@@ -36,14 +38,23 @@ import psutil
 import pytest
 import requests
 from django.conf import settings as django_settings
-from django.db import connection
+from django.db import DatabaseError, connection, connections
+from django.db.models import Q
+from django.utils import timezone
 
 from connector.choices import ActivityKind
 from connector.models import BuiltinActivity, BuiltinContactPhone
 from connector.services import builtin_api_key_create
 from logs.choices import LogStatus
-from logs.models import CallLog
-from logs.services import IN_FLIGHT_TEXT, UNCONFIRMED_TEXT, logs_recover
+from logs.models import CallLog, MessageLog
+from logs.services import (
+    IN_FLIGHT_TEXT,
+    UNCONFIRMED_TEXT,
+    RetrySummary,
+    call_logs_retry,
+    logs_recover,
+    message_logs_retry,
+)
 from rules.models import RuleSetting
 
 pytestmark = [
@@ -59,6 +70,7 @@ FAULT_SECONDS = 24
 EXTERNAL_KILL_EVERY = 5.0  # seconds between two workers killed from outside
 DB_DROPS_AT = (8.0, 16.0)  # seconds into the run when every server connection is terminated
 LEASE_SECONDS = 2.0
+SERVER_APP = "appconnect-fault-suite"  # the server's PostgreSQL application_name
 SHARED_NUMBERS = [f"+1415555{7000 + i:04d}" for i in range(12)]  # unknown callers of the automatic flows
 FAULTS = {
     "FAULT_KILL_IN_LOOKUP": "0.01",
@@ -66,6 +78,7 @@ FAULTS = {
     "FAULT_KILL_AFTER_WRITE": "0.01",
     "FAULT_DROP_DB_AFTER_WRITE": "0.01",
     "FAULT_KILL_AFTER_CONTACT": "0.006",
+    "FAULT_KILL_AFTER_MESSAGE": "0.02",
 }
 
 
@@ -108,7 +121,8 @@ def server(tmp_path: Path, settings) -> Iterator[Server]:
         "SECRET_KEY": django_settings.SECRET_KEY,
         "APP_SERVER_SECRET_KEY": django_settings.APP_SERVER_SECRET_KEY,
         "HASH_KEY": django_settings.HASH_KEY,
-        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT'] or 5432}/{db['NAME']}",
+        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT'] or 5432}/{db['NAME']}"
+        f"?application_name={SERVER_APP}",
         "DB_POOL_MAX_SIZE": "6",
         "WEB_BIND": f"127.0.0.1:{port}",
         "WEB_WORKERS": "2",
@@ -170,9 +184,10 @@ def server(tmp_path: Path, settings) -> Iterator[Server]:
 
 @dataclass
 class Flow:
-    session_id: str
+    session_id: str  # a call's session, or the conversation of a message flow
     number: str
     automatic: bool
+    messages: bool = False
     outcome: str = "not finished"  # logged | existing | unconfirmed | gave up | refused: <message>
     attempts: int = 0
 
@@ -253,7 +268,48 @@ class Client:
                 flow.outcome = "gave up"
                 return
             body.update(contactId=str(contact["id"]), contactName="Jane Roe", contactType="Contact")
-        self.log_call(flow, body)
+        if flow.messages:
+            self.log_messages(flow, body)
+        else:
+            self.log_call(flow, body)
+
+    def log_messages(self, flow: Flow, call: dict[str, Any]) -> None:
+        """Two messages of the conversation `flow.session_id` against the flow's contact."""
+        messages = [
+            {
+                "id": f"{flow.session_id}-{n}",
+                "type": "SMS",
+                "direction": "Inbound",
+                "subject": f"text {flow.session_id}-{n}.",
+                "creationTime": f"2026-11-30T10:0{n}:00.000Z",
+                "from": {"phoneNumber": flow.number},
+                "conversationId": flow.session_id,
+            }
+            for n in (2, 1)  # newest first, as the client sends them
+        ]
+        body = {
+            "logInfo": {
+                "messages": messages,
+                "correspondents": [{"phoneNumber": flow.number}],
+                "conversationId": flow.session_id,
+                "conversationLogId": f"{flow.session_id}-day",
+            },
+            **{key: call[key] for key in ("contactId", "contactName", "contactType")},
+        }
+        deadline = time.monotonic() + self.RETRY_FOR_SECONDS
+        while time.monotonic() < deadline:
+            flow.attempts += 1
+            answer = self.send("POST", "/messageLog", json=body)
+            if answer is None:
+                break
+            if answer.get("successful"):
+                flow.outcome = "logged"
+                return
+            if (answer.get("returnMessage") or {}).get("message") == UNCONFIRMED_TEXT:
+                flow.outcome = "unconfirmed"
+                return
+            time.sleep(0.2)
+        flow.outcome = "gave up"
 
 
 def login(url: str) -> str:
@@ -273,16 +329,15 @@ def kill_a_worker(server: Server) -> bool:
     return True
 
 
-def drop_server_connections(database: str) -> int:
-    """Terminate every server connection to the test database (waiting up to 3 s for the
-    server to hold some: its workers may be restarting)."""
+def drop_server_connections() -> int:
+    """Terminate every connection the server holds to the database (waiting up to 3 s for
+    it to hold some: its workers may be restarting)."""
     deadline = time.monotonic() + 3
     with connection.cursor() as cursor:
         while True:
             cursor.execute(
-                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
-                " WHERE datname = %s AND pid <> pg_backend_pid()",
-                [database],
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = %s",
+                [SERVER_APP],
             )
             terminated = cursor.fetchone()[0]
             if terminated or time.monotonic() > deadline:
@@ -293,7 +348,7 @@ def drop_server_connections(database: str) -> int:
 # --- the run ------------------------------------------------------------------------------
 
 
-def test_every_call_reaches_the_crm_exactly_once_through_kills_and_dropped_connections(
+def test_every_call_and_message_reaches_the_crm_once_through_kills_and_dropped_connections(
     server: Server,
 ) -> None:
     RuleSetting.objects.create(key="unknownContactAction", value="createPlaceholder", customizable=False)
@@ -313,14 +368,39 @@ def test_every_call_reaches_the_crm_exactly_once_through_kills_and_dropped_conne
         serial = 0
         while not stop.is_set():
             serial += 1
-            automatic = serial % 2 == 0
+            automatic, messages = serial % 2 == 0, serial % 4 == 1
             number = random.choice(SHARED_NUMBERS) if automatic else f"+1650{index + 2}{serial:06d}"
-            flow = Flow(session_id=f"c{index}-{serial}", number=number, automatic=automatic)
+            flow = Flow(
+                session_id=f"c{index}-{serial}", number=number, automatic=automatic, messages=messages
+            )
             with flows_lock:
                 flows.append(flow)
             client.run_flow(flow)
 
+    admin_retries: list[RetrySummary] = []
+    admin_rounds_broken: list[int] = []
+
+    def admin_loop() -> None:
+        """An admin selecting failed and abandoned logs and pressing Retry, every 2 s (a
+        round the dropped connections break is counted and the admin presses again)."""
+        try:
+            while not stop.wait(2.0):
+                stuck = Q(status=LogStatus.FAILED) | Q(
+                    status=LogStatus.PENDING, lease_until__lt=timezone.now()
+                )
+                try:
+                    calls = list(CallLog.objects.filter(stuck).values_list("id", flat=True))
+                    admin_retries.append(call_logs_retry(log_ids=calls))
+                    messages = list(MessageLog.objects.filter(stuck).values_list("id", flat=True))
+                    admin_retries.append(message_logs_retry(log_ids=messages))
+                except DatabaseError:
+                    admin_rounds_broken.append(1)
+                    connection.close()
+        finally:
+            connections.close_all()
+
     clients = [threading.Thread(target=client_loop, args=(i,), daemon=True) for i in range(CLIENTS)]
+    clients.append(threading.Thread(target=admin_loop, daemon=True))
     for thread in clients:
         thread.start()
     next_kill = EXTERNAL_KILL_EVERY
@@ -332,7 +412,7 @@ def test_every_call_reaches_the_crm_exactly_once_through_kills_and_dropped_conne
             next_kill += EXTERNAL_KILL_EVERY
         if drops and elapsed >= drops[0]:
             drops.pop(0)
-            dropped.append(drop_server_connections(django_settings.DATABASES["default"]["NAME"]))
+            dropped.append(drop_server_connections())
         time.sleep(0.1)
     server.switch.unlink()  # faults stop; clients finish their flows and retries
     stop.set()
@@ -343,6 +423,7 @@ def test_every_call_reaches_the_crm_exactly_once_through_kills_and_dropped_conne
     recovery = logs_recover()
 
     figures = count(flows)
+    figures["flows"]["message_flows"] = sum(flow.messages for flow in flows)
     internal = server.faults_logged()
     figures["faults"] = {
         "workers_killed_from_outside": external_kills,
@@ -351,22 +432,55 @@ def test_every_call_reaches_the_crm_exactly_once_through_kills_and_dropped_conne
         "worker_processes_seen": len(server.pids_seen),
     }
     figures["recovery_task"] = {"logged": recovery.logged, "not_logged": recovery.not_logged}
+    figures["admin_retries"] = {
+        "rounds": len(admin_retries) // 2,
+        "rounds_broken_by_dropped_connections": len(admin_rounds_broken),
+        "logged": sum(r.logged for r in admin_retries),
+        "not_logged": sum(r.not_logged for r in admin_retries),
+        "left_alone": sum(r.left_alone for r in admin_retries),
+    }
     figures["requests_failed_and_retried"] = dict(sum(tallies, Counter()))
     (OUTPUT / "faults.json").write_text(json.dumps(figures, indent=2, sort_keys=True))
     print(json.dumps(figures, indent=2, sort_keys=True))
 
     assert figures["flows"]["tried"] >= 50
-    assert external_kills >= 3 and len(dropped) == len(DB_DROPS_AT)
+    assert external_kills >= 3 and len(dropped) == len(DB_DROPS_AT) and all(dropped)
     assert sum(internal.values()) >= 3, internal  # faults happened inside requests too
     assert figures["doubled"] == [], figures["doubled"]
     assert figures["lost"] == [], figures["lost"]
+    assert figures["messages"]["doubled"] == [], figures["messages"]
+    assert figures["messages"]["lost"] == [], figures["messages"]
     assert figures["placeholders_doubled"] == [], figures["placeholders_doubled"]
     assert figures["manual_contacts_doubled"] == [], figures["manual_contacts_doubled"]
     assert figures["flows"]["succeeded"] >= figures["flows"]["tried"] * 0.8
 
 
+def count_messages(flows: list[Flow]) -> dict[str, Any]:
+    """Per message: how often its text is in a CRM activity, its row's status."""
+    bodies = "\n".join(
+        BuiltinActivity.objects.filter(kind=ActivityKind.MESSAGE).values_list("body", flat=True)
+    )
+    rows = dict(MessageLog.objects.values_list("message_id", "status"))
+    doubled, lost, once = [], [], 0
+    for flow in (f for f in flows if f.messages):
+        for n in (1, 2):
+            message_id = f"{flow.session_id}-{n}"
+            times, status = bodies.count(f"text {message_id}."), rows.get(message_id)
+            if times == 1:
+                once += 1
+            elif times > 1:
+                doubled.append(message_id)
+            elif status not in (LogStatus.FAILED, LogStatus.UNCONFIRMED) and (
+                status is not None or flow.outcome == "logged"
+            ):
+                lost.append({"message": message_id, "status": status, "told": flow.outcome})
+    return {"in_the_crm_once": once, "doubled": doubled, "lost": lost}
+
+
 def count(flows: list[Flow]) -> dict[str, Any]:
     """Per session: CRM activities, the row's status, what the client was told."""
+    messages = count_messages(flows)
+    flows = [flow for flow in flows if not flow.messages]
     activities = Counter(
         BuiltinActivity.objects.filter(kind=ActivityKind.CALL).values_list("details__sessionId", flat=True)
     )
@@ -393,6 +507,7 @@ def count(flows: list[Flow]) -> dict[str, Any]:
     )
     outcomes = Counter(flow.outcome for flow in flows)
     return {
+        "messages": messages,
         "flows": {
             "tried": len(flows),
             "succeeded": outcomes["logged"] + outcomes["existing"],
