@@ -1,11 +1,12 @@
-"""Hand-written SQL for the hot path of the unknown-caller flow, in one place.
+"""The database around CRM calls, and the one hand-written INSERT the log claims need.
 
-Through the ORM, building an INSERT or UPDATE cost more CPU than the database spent running
-it (about 0.5 ms each; bench/profile.py, ../shared/perf.md), and the flow writes several
-rows per request. These helpers build the same statements directly, with each value
-prepared by its model field (`get_db_prep_save`), so encodings, JSON and time zones stay
-exactly as the ORM writes them, on PostgreSQL and SQLite alike. Everything else uses the
-ORM.
+`connection_release_before_crm_call` keeps CRM round trips out of transactions and gives
+pooled connections back while a CRM answers. `insert_returning_pk` builds the conditional
+`INSERT ... SELECT ... WHERE ... ON CONFLICT DO NOTHING RETURNING` that claims a log row
+in one statement on PostgreSQL and SQLite (the ORM cannot express it): the claim that
+concurrency depends on. Each value is prepared by its model field (`get_db_prep_save`),
+so encodings, JSON and time zones are exactly as the ORM writes them. Everything else
+writes through the ORM.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from collections.abc import Sequence
 from functools import cache
 from typing import Any
 
-from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
+from django.db import DEFAULT_DB_ALIAS, connection, connections
 from django.db.models import Field, Model
 from django.utils import timezone
 
@@ -123,111 +124,3 @@ def insert_returning_pk(
         cursor.execute(sql, params)
         row = cursor.fetchone()
     return row[0] if row else None
-
-
-def insert_parent_and_child(
-    parent: type[Model],
-    values: dict[str, Any],
-    child: type[Model],
-    child_values: dict[str, Any],
-    *,
-    link: str,
-) -> int:
-    """Insert a row and one child row pointing at it (`link` is the child's foreign key);
-    return the parent's primary key. All or nothing.
-
-    On PostgreSQL this is one statement (a data-modifying CTE: one round trip, one commit);
-    elsewhere two inserts in a transaction.
-    """
-    if connection.vendor != "postgresql":
-        with transaction.atomic():
-            pk = insert_returning_pk(parent, values)
-            insert_many(child, [{**child_values, link: pk}])
-        return pk  # type: ignore[return-value]
-    columns, params = _columns(parent, values)
-    child_columns, child_params = _columns(child, child_values)
-    parent_pk = connection.ops.quote_name(parent._meta.pk.column)
-    link_column = _fields(child, connection.vendor)[link][1]
-    sql = (
-        f"WITH parent AS (INSERT INTO {_table(parent)} ({', '.join(columns)})"  # noqa: S608
-        f" VALUES ({', '.join(['%s'] * len(params))}) RETURNING {parent_pk})"
-        f" INSERT INTO {_table(child)} ({link_column}, {', '.join(child_columns)})"
-        f" SELECT {parent_pk}, {', '.join(['%s'] * len(child_params))} FROM parent RETURNING {link_column}"
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [*params, *child_params])
-        return cursor.fetchone()[0]
-
-
-def _insert_many_sql(model: type[Model], rows: Sequence[dict[str, Any]]) -> tuple[str, list[Any]]:
-    conn = connections[DEFAULT_DB_ALIAS]
-    all_fields = _fields(model, conn.vendor)
-    names = list(rows[0])
-    columns = ", ".join(all_fields[name][1] for name in names)
-    fields = [(name, all_fields[name][0]) for name in names]
-    row_sql = "(" + ", ".join(["%s"] * len(fields)) + ")"
-    params = [field.get_db_prep_save(row[name], conn) for row in rows for name, field in fields]
-    return f"INSERT INTO {_table(model)} ({columns}) VALUES {', '.join([row_sql] * len(rows))}", params  # noqa: S608
-
-
-def _update_sql(model: type[Model], pk: Any, values: dict[str, Any], increment: str) -> tuple[str, list[Any]]:
-    conn = connections[DEFAULT_DB_ALIAS]
-    fields = _fields(model, conn.vendor)
-    assignments, params = [], []
-    for name, value in values.items():
-        field, column = fields[name]
-        assignments.append(f"{column} = %s")
-        params.append(field.get_db_prep_save(value, conn) if value is not None else None)
-    if increment:
-        column = fields[increment][1]
-        assignments.append(f"{column} = {column} + 1")
-    params.append(pk)
-    pk_column = fields[model._meta.pk.name][1]
-    return f"UPDATE {_table(model)} SET {', '.join(assignments)} WHERE {pk_column} = %s", params  # noqa: S608
-
-
-def insert_many(model: type[Model], rows: Sequence[dict[str, Any]]) -> None:
-    """Insert rows that all set the same fields, in one statement."""
-    if not rows:
-        return
-    sql, params = _insert_many_sql(model, rows)
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-
-
-def update_by_pk(model: type[Model], pk: Any, values: dict[str, Any], *, increment: str = "") -> int:
-    """Update one row by primary key (None values are written as NULL); `increment` names
-    an integer field to add one to. Returns the number of rows updated."""
-    sql, params = _update_sql(model, pk, values, increment)
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return cursor.rowcount
-
-
-def update_and_insert(
-    model: type[Model],
-    pk: Any,
-    values: dict[str, Any],
-    *,
-    increment: str = "",
-    rows_model: type[Model],
-    rows: Sequence[dict[str, Any]],
-) -> None:
-    """Update one row and insert rows of another table, all or nothing.
-
-    On PostgreSQL one statement (the UPDATE in a CTE: one round trip, one commit, no BEGIN
-    and COMMIT of their own); elsewhere both in a transaction.
-    """
-    update_sql, update_params = _update_sql(model, pk, values, increment)
-    if not rows:
-        with connection.cursor() as cursor:
-            cursor.execute(update_sql, update_params)
-        return
-    insert_sql, insert_params = _insert_many_sql(rows_model, rows)
-    if connection.vendor != "postgresql":
-        with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute(update_sql, update_params)
-            cursor.execute(insert_sql, insert_params)
-        return
-    with connection.cursor() as cursor:
-        cursor.execute(f"WITH updated AS ({update_sql}) {insert_sql}", [*update_params, *insert_params])
