@@ -218,6 +218,9 @@ CONNECTOR = {
     "RINGCENTRAL_SERVER": env.str("RINGCENTRAL_SERVER", default="https://platform.ringcentral.com"),
     "DEFAULT_PHONE_REGION": env.str("DEFAULT_PHONE_REGION", default="US"),
     "OUTBOUND_TIMEOUT_SECONDS": _OUTBOUND_TIMEOUT,
+    # Connections per host in each outbound HTTP session's pool: as many as the threads of
+    # a server process (WEB_THREADS), which may all call one CRM at once.
+    "OUTBOUND_POOL_MAXSIZE": env.int("OUTBOUND_POOL_MAXSIZE", default=env.int("WEB_THREADS", default=64)),
     # How long a claimed call or message log belongs to the request that claimed it, from
     # the claim and again from the start of its CRM write; once it lapses (the request
     # died), the next request, retry or recovery task for the same log takes it over.

@@ -17,6 +17,8 @@ DEFAULTS: dict[str, Any] = {
     "DEFAULT_PHONE_REGION": "US",
     # every outbound HTTP call (CRMs, RingCentral) gives up after this many seconds
     "OUTBOUND_TIMEOUT_SECONDS": 10.0,
+    # connections per host in each outbound HTTP session's pool: the threads that may call
+    "OUTBOUND_POOL_MAXSIZE": 64,
     # a claimed call or message log belongs to its request this long (see logs.services)
     "LOG_LEASE_SECONDS": 25.0,
 }

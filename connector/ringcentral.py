@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import requests
 
 from connector.conf import connector_settings
+from connector.utils import outbound_session
 
 
 class RingCentralError(Exception):
@@ -39,7 +40,7 @@ class RcExtension:
     is_admin: bool
 
 
-_session = requests.Session()
+_session = outbound_session()
 
 
 def rc_extension_get(*, access_token: str) -> RcExtension:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import time
 from collections import defaultdict
 from typing import Any, ClassVar
 
@@ -68,3 +70,35 @@ class FaultyCrmClient(BuiltinCrmClient):
 
     def auth_validation(self, **kwargs: Any) -> Any:
         return self._run("auth_validation", **kwargs)
+
+
+class SlowCrmClient(BuiltinCrmClient):
+    """The built-in CRM answering each call after CRM_DELAY_MS (default 50) milliseconds,
+    as a CRM across the internet does.
+
+    It declares `uses_database = False`, as a remote CRM would: the contract gives a pooled
+    database connection back before each call, and the built-in CRM's own statements take
+    one again after the wait.
+    """
+
+    uses_database = False
+
+    @staticmethod
+    def _wait() -> None:
+        time.sleep(float(os.environ.get("CRM_DELAY_MS", "50")) / 1000)
+
+    def get_user_info(self, **kwargs: Any) -> Any:
+        self._wait()
+        return super().get_user_info(**kwargs)
+
+    def find_contact(self, **kwargs: Any) -> Any:
+        self._wait()
+        return super().find_contact(**kwargs)
+
+    def create_contact(self, **kwargs: Any) -> Any:
+        self._wait()
+        return super().create_contact(**kwargs)
+
+    def create_call_log(self, **kwargs: Any) -> Any:
+        self._wait()
+        return super().create_call_log(**kwargs)

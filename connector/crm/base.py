@@ -413,9 +413,10 @@ class HttpCrmClient(CrmClient, abc.ABC):
     def __init__(self, platform: str, *, timeout: float | None = None) -> None:
         super().__init__(platform)
         from connector.conf import connector_settings
+        from connector.utils import outbound_session
 
         self.timeout = timeout if timeout is not None else connector_settings.OUTBOUND_TIMEOUT_SECONDS
-        self.session = requests.Session()
+        self.session = outbound_session()
 
     def request(self, method: str, url: str, **kwargs: Any) -> requests.Response:
         """Send one request; raise a `CrmError` for a transport failure or a non-2xx answer."""
