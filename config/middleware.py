@@ -7,6 +7,7 @@ django-cors-headers was considered; its last release is more than a year old.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse
@@ -15,6 +16,8 @@ from config.handlers import is_api_path
 
 ALLOWED_METHODS = "GET, POST, PATCH, PUT, DELETE"
 EXPOSED_HEADERS = "x-refreshed-jwt-token"
+# A comma-separated list of header names (RFC 9110 tokens), as a browser sends it.
+_HEADER_NAMES = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+(?:[ \t]*,[ \t]*[!#$%&'*+.^_`|~0-9A-Za-z-]+)*")
 
 
 class ApiCorsMiddleware:
@@ -29,8 +32,10 @@ class ApiCorsMiddleware:
         if request.method == "OPTIONS" and "HTTP_ACCESS_CONTROL_REQUEST_METHOD" in request.META:
             response = HttpResponse(status=204)
             response["Access-Control-Allow-Methods"] = ALLOWED_METHODS
-            requested = request.META.get("HTTP_ACCESS_CONTROL_REQUEST_HEADERS")
-            if requested:
+            requested = request.META.get("HTTP_ACCESS_CONTROL_REQUEST_HEADERS", "").strip()
+            # Echoed back only when it is a list of header names: anything else is no
+            # browser's, and could carry what a response header must not.
+            if requested and len(requested) <= 2000 and _HEADER_NAMES.fullmatch(requested):
                 response["Access-Control-Allow-Headers"] = requested
             response["Vary"] = "Access-Control-Request-Headers"
             response["Content-Length"] = "0"

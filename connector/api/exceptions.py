@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import InterfaceError, OperationalError
 from django.http import HttpResponse
 from rest_framework import exceptions as drf_exceptions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from connector.exceptions import ApplicationError, InvalidInput
+from connector.exceptions import ApplicationError, DatabaseUnavailable, InvalidInput
 
 
 def _flatten(detail: Any, prefix: str = "") -> dict[str, list[str]]:
@@ -46,6 +49,19 @@ def as_application_error(exc: Exception) -> ApplicationError | None:
         return InvalidInput({"body": ["Send the body as JSON (Content-Type: application/json)."]})
     if isinstance(exc, DjangoValidationError):
         return InvalidInput(_flatten(exc.message_dict if hasattr(exc, "error_dict") else exc.messages))
+    if isinstance(exc, RequestDataTooBig):
+        # A 400 like any other bad body: App Connect's OpenAPI documents no 413.
+        return InvalidInput(
+            {"body": [f"The body is larger than {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes."]}
+        )
+    if isinstance(exc, (OperationalError, InterfaceError)):
+        # The connection failed (the database restarted, dropped it, or the pool had none
+        # free); a programming error such as an IntegrityError stays a 500.
+        return DatabaseUnavailable()
+    if isinstance(exc, SuspiciousOperation):
+        # Django's refusals of a malformed request (a Host not in ALLOWED_HOSTS, too many
+        # query fields); their messages quote the request, so they are not repeated.
+        return InvalidInput({"request": ["The request is malformed."]})
     return None
 
 

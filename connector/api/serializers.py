@@ -60,20 +60,6 @@ class CachedFieldsSerializer(serializers.Serializer):
         return shared
 
 
-class PhoneNumberField(serializers.CharField):
-    """A phone number in any common format, returned in E.164."""
-
-    default_error_messages = {"invalid_phone": "{reason}"}
-
-    def to_internal_value(self, data: Any) -> str:
-        text = super().to_internal_value(data)
-        try:
-            return phone_number_normalize(text)
-        except InvalidPhoneNumber as exc:
-            self.fail("invalid_phone", reason=str(exc))
-            raise  # unreachable: fail() raises
-
-
 class IdField(serializers.Field):
     """An identifier sent as a string or an integer (CRMs use both); kept as a string.
 
@@ -117,6 +103,20 @@ class StrictCharField(serializers.CharField):
         if not isinstance(data, str):
             self.fail("not_a_string")
         return super().to_internal_value(data)
+
+
+class PhoneNumberField(StrictCharField):
+    """A phone number in any common format, sent as a string; returned in E.164."""
+
+    default_error_messages = {"invalid_phone": "{reason}"}
+
+    def to_internal_value(self, data: Any) -> str:
+        text = super().to_internal_value(data)
+        try:
+            return phone_number_normalize(text)
+        except InvalidPhoneNumber as exc:
+            self.fail("invalid_phone", reason=str(exc))
+            raise  # unreachable: fail() raises
 
 
 class ObjectField(serializers.DictField):

@@ -9,6 +9,7 @@ docstring says so.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from typing import Any, ClassVar
 
 from django.http import HttpRequest, HttpResponse
@@ -28,6 +29,7 @@ from connector.api.authentication import (
     jwt_encode,
     jwt_read,
 )
+from connector.api.renderers import MarkupSafeJSONRenderer
 from connector.conf import connector_settings
 from connector.crm.registry import crm_registry
 from connector.exceptions import (
@@ -107,16 +109,23 @@ class ConnectorApi(APIView):
     """Base of every App Connect route: JSON only, and the App Connect JWT read up front.
 
     The token is read before the view runs; when it has 7 days or less left, a fresh one
-    goes back in `x-refreshed-jwt-token` (on every route, as the peer does).
+    goes back in `x-refreshed-jwt-token` (on every route, as the peer does). A Host not in
+    ALLOWED_HOSTS is a 400, as Django's CommonMiddleware answers on the other pages (the
+    API runs without it, config/handlers.py).
     """
 
+    renderer_classes = [MarkupSafeJSONRenderer]
     # The text answered for a token that fails to verify; a few routes use another.
     invalid_token_text: ClassVar[str] = AUTHORIZE_CRM_TEXT
+    # Refuse a Host not in ALLOWED_HOSTS.
+    check_host: ClassVar[bool] = True
 
     token_state: TokenState
     identity: JwtIdentity | None
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        if self.check_host:
+            request._request.get_host()  # raises DisallowedHost
         self.token_state, self.identity = jwt_read(request._request)
         super().initial(request, *args, **kwargs)
 
@@ -149,11 +158,46 @@ class ConnectorApi(APIView):
         return serializer.validated_data
 
     def query(self, serializer_class: type[serializers.Serializer]) -> dict[str, Any]:
-        return self.validated(serializer_class, self.request.query_params.dict())
+        """The query validated by `serializer_class` (see `_query_values`)."""
+        values = _query_values(self.request, serializer_class._declared_fields)
+        return self.validated(serializer_class, values)
 
 
-def _rc_account_headers(request: HttpRequest) -> str:
-    return request.headers.get("rc-account-id", "")
+def _query_values(request: Request, names: Iterable[str]) -> dict[str, str]:
+    """The query parameters `names` that were given.
+
+    A parameter given twice (`?a=1&a=2`: which one counts differs between servers) or
+    whose bytes are not UTF-8 (Django reads them as U+FFFD) is a 400 naming it.
+    """
+    values: dict[str, str] = {}
+    errors: dict[str, list[str]] = {}
+    for name in names:
+        given = request.query_params.getlist(name)
+        if len(given) > 1:
+            errors[name] = ["Give this parameter once."]
+        elif given and "\ufffd" in given[0]:
+            errors[name] = ["Must be UTF-8 text."]
+        elif given:
+            values[name] = given[0]
+    if errors:
+        raise InvalidInput(errors)
+    return values
+
+
+# App Connect's hashed ids (sha256 in hex) and RingCentral's ids.
+_HEADER_ID = re.compile(r"[!-~]{0,64}")
+
+
+def _header_id(request: Request, name: str) -> str:
+    """The id App Connect sends in header `name` (`rc-account-id`, `rc-extension-id`), or "".
+
+    Anything but at most 64 printable ASCII characters is a 400 naming the header: the id
+    is stored, and no id App Connect sends looks otherwise.
+    """
+    value = request.headers.get(name, "")
+    if not _HEADER_ID.fullmatch(value):
+        raise InvalidInput({name: ["Must be at most 64 printable ASCII characters."]})
+    return value
 
 
 # RingCentral access tokens are printable ASCII without spaces.
@@ -169,7 +213,7 @@ def _rc_access_token(request: Request) -> str:
     token = (
         request.headers.get("x-rc-access-token")
         or (body.get("rcAccessToken") if isinstance(body.get("rcAccessToken"), str) else "")
-        or request.query_params.get("rcAccessToken")
+        or _query_values(request, ("rcAccessToken",)).get("rcAccessToken")
         or ""
     )
     return token[7:].strip() if token.lower().startswith("bearer ") else token.strip()
@@ -201,7 +245,10 @@ def _rc_admin(request: Request) -> RcExtension:
 
 
 class IsAliveApi(ConnectorApi):
-    """GET /isAlive: `OK` in plain text; checks nothing, like the peer."""
+    """GET /isAlive: `OK` in plain text; checks nothing, like the peer (not even the Host:
+    health checks often call a process by its address)."""
+
+    check_host = False
 
     @extend_schema(responses={(200, "text/plain"): OpenApiResponse(OpenApiTypes.STR, description="OK")})
     def get(self, request: Request) -> HttpResponse:
@@ -220,7 +267,7 @@ class CrmManifestApi(ConnectorApi):
         responses={200: OpenApiTypes.OBJECT, **ERRORS_400},
     )
     def get(self, request: Request) -> HttpResponse:
-        name = request.query_params.get("platformName") or "default"
+        name = _query_values(request, ("platformName",)).get("platformName") or "default"
         platform = connector_settings.DEFAULT_PLATFORM if name == "default" else name
         if platform not in crm_registry.platforms():
             raise PlainTextError("Platform not found")
@@ -243,7 +290,7 @@ class ImplementedInterfacesApi(ConnectorApi):
         responses={200: OpenApiTypes.OBJECT, **ERRORS_400},
     )
     def get(self, request: Request) -> HttpResponse:
-        platform = request.query_params.get("platform")
+        platform = _query_values(request, ("platform",)).get("platform")
         if not platform:
             raise PlainTextError("Please provide platform.")
         return Response(crm_registry.get(platform).implemented_interfaces())
@@ -274,6 +321,7 @@ class ApiKeyLoginApi(ConnectorApi):
         if not body.get("platform"):
             raise PlainTextError("Missing platform name")
         data = self.validated(io.ApiKeyLoginInputSerializer, request.data)
+        hashed_rc_extension_id = _header_id(request, "rc-extension-id")
         api_key = data.get("apiKey") or str((data.get("additionalInfo") or {}).get("apiKey") or "")
         rc_token = _rc_access_token(request)
         # A RingCentral token links the CRM user to the caller's account (and its rules).
@@ -283,7 +331,7 @@ class ApiKeyLoginApi(ConnectorApi):
             api_key=api_key,
             hostname=data.get("hostname", ""),
             additional_info={k: v for k, v in (data.get("additionalInfo") or {}).items() if k != "apiKey"},
-            hashed_rc_extension_id=request.headers.get("rc-extension-id", "")[:64],
+            hashed_rc_extension_id=hashed_rc_extension_id,
             rc_account_id=rc_account_id,
         )
         if rc_account_id:
@@ -320,13 +368,21 @@ class AuthValidationApi(ConnectorApi):
 
 
 class UnauthorizeApi(ConnectorApi):
-    """POST /unAuthorize: log out of the CRM; answers the connector's `returnMessage`."""
+    """POST /unAuthorize: log out of the CRM; answers the connector's `returnMessage`.
+
+    Differs from the peer: a body other than a JSON object is a 400 (the peer ignores the
+    body once its JSON parser has taken it).
+    """
 
     invalid_token_text = "User not found"
 
     @extend_schema(request=None, parameters=[JWT_PARAM], responses={200: OpenApiTypes.OBJECT, **ERRORS_400})
     def post(self, request: Request) -> HttpResponse:
         identity = self.require_identity()
+        # Nothing is read from the body, but a body that is not a JSON object is refused
+        # (the peer's JSON parser refuses a malformed one on every route too).
+        if not isinstance(request.data, dict):
+            raise InvalidInput({"body": ["Send a JSON object."]})
         user = crm_user_get(user_id=identity.user_id)
         if user is None:
             raise PlainTextError("User not found")
@@ -466,7 +522,7 @@ class CallLogCreateApi(ConnectorApi):
         data = self.validated(io.CallLogCreateInputSerializer, request.data)
         log_info = data["logInfo"]
         extension_number, hashed_extension_id = _extension_identity(request, data, log_info)
-        account = _rc_account_headers(request._request) or (
+        account = _header_id(request, "rc-account-id") or (
             hash_value(str(log_info["accountId"])) if log_info.get("accountId") else ""
         )
         outcome = call_log_create(
@@ -642,9 +698,8 @@ class MessageLogCreateApi(ConnectorApi):
 def _admin_context(request: Request, user: CrmUser) -> Account | None:
     """The account whose admin settings apply: `rcAccountId` (App Connect's hashed id),
     else the RingCentral token's account, else the account the user is linked to."""
-    account_key = ConnectorApi.validated(io.AccountContextQuerySerializer, request.query_params.dict()).get(
-        "rcAccountId"
-    )
+    context = _query_values(request, io.AccountContextQuerySerializer._declared_fields)
+    account_key = ConnectorApi.validated(io.AccountContextQuerySerializer, context).get("rcAccountId")
     if account_key:
         return account_get_by_key(account_key=account_key)
     token = _rc_access_token(request)
