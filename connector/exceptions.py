@@ -161,3 +161,15 @@ class UpstreamUnavailable(ErrorObject):
     """
 
     default_code = "upstream_unavailable"
+
+
+class DatabaseUnavailable(ApplicationError):
+    """Our database could not be reached, or dropped the connection mid-request (HTTP 503).
+
+    Nothing half-written is left behind: a log the request had claimed is finished by the
+    client's retry or the recovery task. The client may try again at once.
+    """
+
+    status_code = 503
+    default_code = "database_unavailable"
+    default_message = "The server could not reach its database. Please try again."

@@ -192,3 +192,26 @@ def test_no_answer_of_any_route_contains_the_api_key_or_the_stored_token(
             "rc-secret-access-token",
         ):
             assert secret not in everything, (response.request["PATH_INFO"], response.status_code)
+
+
+def test_a_lost_database_connection_is_a_503_json_the_client_can_retry(api: ApiClient, monkeypatch) -> None:
+    from django.db import OperationalError
+
+    from connector.api import views
+
+    def lost(**kwargs):
+        raise OperationalError("terminating connection due to administrator command")
+
+    monkeypatch.setattr(views, "contact_find", lost)
+
+    response = api.get("/contact", {"phoneNumber": "+14155550100"})
+
+    assert response.status_code == 503
+    assert response.json() == {
+        "successful": False,
+        "returnMessage": {
+            "message": "The server could not reach its database. Please try again.",
+            "messageType": "warning",
+            "ttl": 5000,
+        },
+    }
