@@ -32,6 +32,9 @@ if not DEBUG:
             )
 
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
+# A larger request body is refused (400 JSON) before it is read. Django's default, 2.5 MB,
+# holds any call log with a long transcript; the peer allows 50 MB.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("MAX_REQUEST_BODY_BYTES", default=2_621_440)
 
 INSTALLED_APPS = [
     "django.contrib.admin",

@@ -954,7 +954,9 @@ def message_log_create(*, user_id: str, request: MessageLogRequest) -> LogOutcom
     """Log messages of a conversation into the user's CRM (POST /messageLog).
 
     The contact is decided once for the request; then each message, oldest first, goes
-    through the pipeline: claimed once per user and platform, written, recorded. The first
+    through the pipeline: claimed once per user and platform, written, recorded (a message
+    another live request holds is waited for, as a call is; if it is still in flight, the
+    answer asks the client to come back). The first
     new message of a conversation day creates the CRM activity, later ones add to it. In
     shared-SMS mode (an owner is named) one activity holds the whole conversation. With no
     contact to log against (the rules left it to the user), each message's row records
@@ -996,6 +998,7 @@ def message_log_create(*, user_id: str, request: MessageLogRequest) -> LogOutcom
     )
     log_ids: list[str] = []
     last_message: JsonDict | None = None
+    in_flight = False  # a message another live request is writing: the client must come back
     for message in reversed(request.messages):
         message_id = f"{message['id']}{suffix}"
         row, held = _message_log_claim(
@@ -1011,6 +1014,13 @@ def message_log_create(*, user_id: str, request: MessageLogRequest) -> LogOutcom
             },
             token=token,
         )
+        if not held and row.status == LogStatus.PENDING:
+            held = _await_holder(row, token=token)
+        if not held and row.status == LogStatus.PENDING:
+            # Still being written by another request: the messages after it wait for it
+            # (they would start another CRM activity for the conversation).
+            in_flight = True
+            break
         if not held:
             continue
         lease = _Lease(row, token)
@@ -1041,6 +1051,10 @@ def message_log_create(*, user_id: str, request: MessageLogRequest) -> LogOutcom
         log_ids.append(message_id)
     if contact is None:
         return LogOutcome(successful=False, return_message=decision.return_message)
+    if in_flight:
+        return LogOutcome(
+            successful=False, return_message=return_message(IN_FLIGHT_TEXT, ttl=3000), log_ids=log_ids
+        )
     return LogOutcome(successful=True, log_ids=log_ids, return_message=last_message)
 
 

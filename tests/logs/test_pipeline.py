@@ -391,3 +391,21 @@ def test_the_recovery_runs_from_the_command_line_and_as_a_celery_task(crm) -> No
     assert figures == {"logged": 1, "not_logged": 0, "left_alone": 0, "errors": {}}
     assert BuiltinActivity.objects.count() == 2
     assert set(CallLog.objects.values_list("status", flat=True)) == {LogStatus.LOGGED}
+
+
+def test_a_message_another_live_request_holds_makes_the_client_come_back(crm, monkeypatch) -> None:
+    _, api = crm
+    contact = BuiltinContactFactory(phone_numbers=["+14155550100"])
+    CrashingCrm.die_after.add("create_message_log")
+    with pytest.raises(Died):
+        api.post("/messageLog", message_body(str(contact.pk), 1))
+    monkeypatch.setattr(services, "DUPLICATE_WAIT_SECONDS", 0.05)
+    MessageLog.objects.update(lease_until=timezone.now() + timedelta(seconds=30))
+
+    answer = api.post("/messageLog", message_body(str(contact.pk), 1, 2)).json()
+
+    assert answer["successful"] is False
+    assert answer["returnMessage"]["message"] == IN_FLIGHT_TEXT
+    # message 2 waits for message 1, so the conversation stays one CRM activity
+    assert BuiltinActivity.objects.get().body.count("message 1") == 1
+    assert MessageLog.objects.count() == 1
