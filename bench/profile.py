@@ -24,6 +24,7 @@ Usage (from the project root):
         .venv/bin/python bench/profile.py --migrate -n 300
     DATABASE_URL=sqlite:////tmp/profile.sqlite3 .venv/bin/python bench/profile.py --migrate --show-sql
     .venv/bin/python bench/profile.py --html /tmp/profile   # writes one HTML profile per route
+    .venv/bin/python bench/profile.py --crm memory --cpu-time   # our own work only (bench/memory_crm.py)
 
 The database must exist (PostgreSQL: `createdb`); --migrate applies migrations first.
 Rows are added to it (a built-in CRM user `profile`, contacts, call logs): use a scratch
@@ -172,16 +173,23 @@ class Flow:
         return self._call("POST /callLog", "POST", "/callLog", self.jwt_q, body, self.load.check_call_log)
 
 
-def login(wsgi: Wsgi, user_name: str) -> str:
-    """Create (or reuse) the built-in CRM user and log in through POST /apiKeyLogin."""
+# `--crm memory`: bench/memory_crm.py, as bench/run.py registers it (here as a module of the
+# `bench` namespace package, since this file keeps bench/ itself off the path).
+MEMORY_CRM_EXTRA = "memory=bench.memory_crm.MemoryCrmClient"
+
+
+def login(wsgi: Wsgi, user_name: str, crm: str = "builtin") -> str:
+    """Log in through POST /apiKeyLogin: as the built-in CRM user `user_name` (created or
+    reused), or on the in-memory CRM (`crm="memory"`, any key)."""
     import json
 
     from connector.services import builtin_api_key_create
 
-    _, key = builtin_api_key_create(name=user_name)
-    status, raw = wsgi(
-        "POST", "/apiKeyLogin", "", json.dumps({"platform": "builtin", "apiKey": key}).encode()
-    )
+    if crm == "memory":
+        platform, key = "memory", "bench-memory-key"
+    else:
+        platform, (_, key) = "builtin", builtin_api_key_create(name=user_name)
+    status, raw = wsgi("POST", "/apiKeyLogin", "", json.dumps({"platform": platform, "apiKey": key}).encode())
     if status != 200:
         raise RuntimeError(f"login failed: {status} {raw[:300]!r}")
     return json.loads(raw)["jwtToken"]
@@ -418,6 +426,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--user", default="profile", help="built-in CRM user to create or reuse [profile]")
     ap.add_argument("--seed", type=int, default=39, help="phone-number block, as load.py --seed [39]")
     ap.add_argument(
+        "--crm",
+        choices=("builtin", "memory"),
+        default="builtin",
+        help="the built-in CRM (writes to our database) or bench/memory_crm.py (our own work only, "
+        "as `bench/run.py --crm memory` measures it) [builtin]",
+    )
+    ap.add_argument(
         "--cpu-time",
         action="store_true",
         help="profile in CPU time (database waits drop out) instead of wall-clock time",
@@ -433,6 +448,8 @@ def main(argv: list[str] | None = None) -> int:
         print("set DATABASE_URL to a scratch database (see --help)", file=sys.stderr)
         return 2
     configure_environment()
+    if args.crm == "memory":
+        os.environ["CRM_PLATFORMS_EXTRA"] = MEMORY_CRM_EXTRA
     import django
 
     django.setup()
@@ -450,14 +467,14 @@ def main(argv: list[str] | None = None) -> int:
     from config.wsgi import application
 
     wsgi = Wsgi(application)
-    flow = Flow(wsgi, login(wsgi, args.user), args.seed)
+    flow = Flow(wsgi, login(wsgi, args.user, args.crm), args.seed)
     counter = RoundTripCounter(connection)
     for _ in range(args.warmup):
         st = flow.new_state()
         for _, step in flow.steps():
             step(st)
-    print(f"database: {connection.vendor}; flows: warm-up {args.warmup}, count {args.count_flows}, "
-          f"timed {args.timed_flows}, profiled {args.flows}\n")  # fmt: skip
+    print(f"database: {connection.vendor}; CRM: {args.crm}; flows: warm-up {args.warmup}, "
+          f"count {args.count_flows}, timed {args.timed_flows}, profiled {args.flows}\n")  # fmt: skip
     print_statements(count_statements(flow, args.count_flows, counter), args.show_sql)
     print_cpu(*time_routes(flow, args.timed_flows))
     print(f"profiles in {'CPU' if args.cpu_time else 'wall-clock'} time\n")

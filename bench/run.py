@@ -7,6 +7,16 @@ number and session per flow) on each database engine, with the same load client
 with our/peer ratios. Only ratios measured in one run on one machine mean anything
 (../shared/perf.md), so the peer is always measured in the same run.
 
+A real CRM answers in 100-500 ms, and that wait decides throughput (../shared/perf.md).
+With --crm-delay-ms N every CRM call waits N ms first, on both sides: the peer runs with
+PEER_CRM_DELAY_MS=N, ours with the in-memory CRM of bench/slow_crm.py (BENCH_CRM_DELAY_MS=N,
+registered through CRM_PLATFORMS_EXTRA). Each flow makes 3 CRM calls, one per route, on
+both servers (ours: findContact in connector/services.py's contact_find, createContact in
+contact_create, createCallLog in logs/services.py's _call_log_process, where a request that
+names its contactId skips the lookup; the peer's @app-connect/core handlers do the same),
+so at concurrency c the CRM alone allows at most c / (3 x N ms) flows/s: the CRM floor,
+printed with every run together with ours/floor.
+
 For each engine (PostgreSQL, SQLite) the script:
   1. builds a template database for our server (PostgreSQL: `appconnect_bench_template`
      on 127.0.0.1:5432 as role `postgres`; SQLite: a file in a temporary folder), runs
@@ -14,46 +24,68 @@ For each engine (PostgreSQL, SQLite) the script:
      (`manage.py builtin_apikey bench`);
   2. for every concurrency (-c) and server, in alternating order, on fresh data:
      - ours: copies the template to `appconnect_bench` (or a fresh SQLite file) and starts
-       our server as in production: gunicorn `config.wsgi`, DEBUG off, random secrets,
-       ALLOWED_HOSTS=127.0.0.1, no access log, no control socket, CONN_MAX_AGE=600, on a
-       free loopback port (sync workers, --workers, default chosen by measurement);
-     - the peer: `PEER_DB=<engine> PEER_FRESH_DB=1 ../shared/peer/start.sh <port>` (the
-       first run installs it with `npm ci`, about 2.5 minutes, cached in PEER_HOME);
-     then runs load.py (-c, -d, -w, --seed 39) against it, measures the CPU of the
-     server's whole process tree (gunicorn master plus live workers: load.py's own
-     figure only sees the master and reaped children), of PostgreSQL and of load.py,
-     and stops it. Fresh data per run is required: load.py's numbers depend only on
-     --seed, so a second run on the same data would find the first run's contacts;
+       our server with exactly production's command,
+           gunicorn -c config/gunicorn.conf.py config.wsgi:application
+       (gthread workers, no access log, no control socket), its settings given as
+       production gives them, through the environment: WEB_BIND (a free loopback port),
+       WEB_WORKERS (--workers), WEB_THREADS (--threads), DB_POOL_MAX_SIZE (--db-pool,
+       PostgreSQL), DEBUG off, random secrets, ALLOWED_HOSTS=127.0.0.1, CONN_MAX_AGE=600
+       (without a pool); PYTHONPATH=bench only to find the benchmark's CRM connectors;
+     - the peer: `PEER_DB=<engine> PEER_FRESH_DB=1 [PEER_CRM_DELAY_MS=N]
+       ../shared/peer/start.sh <port>` (the first run installs it with `npm ci`, about
+       2.5 minutes, cached in PEER_HOME);
+     then runs load.py (-c, -d, -w, --seed 39) against it and measures, over the loaded
+     window, the CPU of the server's whole process tree (gunicorn master plus live
+     workers: load.py's own figure only sees the master and reaped children), of
+     PostgreSQL and of load.py, and samples with psutil (every 0.5 s, whole run) the
+     resident memory of all the server's processes (gunicorn master + workers; node)
+     and the connections open to its database, keeping the peaks; then it stops it and
+     keeps the server log's lines written during the run. Fresh data per run is
+     required: load.py's numbers depend only on --seed, so a second run on the same data
+     would find the first run's contacts;
   3. drops its databases; everything it started is stopped also on Ctrl-C or error.
 
-Our server runs twice per point by default (--crm both): with the built-in CRM, whose
-contacts and activities are written to our database, and with the in-memory CRM of
-bench/memory_crm.py (row `ours-mem`), the counterpart of the peer's in-memory `peercrm`,
-so that both servers do only their own work.
+Our server's CRM (--crm): `memory` (row `ours-mem`), the in-memory CRM of
+bench/memory_crm.py (bench/slow_crm.py with a delay), the counterpart of the peer's
+in-memory `peercrm`, so that both servers do only their own work; `builtin` (row `ours`),
+the built-in CRM, whose contacts and activities are written to our database; `both`.
+The default is `memory` with a delay (the built-in CRM cannot wait), `both` without.
 
-With --reference, another server runs beside them on the same engine and workers: the
-minimal Django of bench/minimal (PyJWT in the view, one ORM statement per step, no
-middleware, no DRF, nothing of the product). Its ratio to the peer is the ceiling of the
-stack on this machine today, measured rather than remembered (../shared/perf.md).
+With --reference, another server runs beside them on the same engine: the minimal Django
+of bench/minimal (PyJWT in the view, one ORM statement per step, no middleware, no DRF,
+nothing of the product), served by the same gunicorn settings (config/gunicorn.conf.py:
+gthread, the same workers, threads and pool) and waiting the same CRM delay once per
+step. Its ratio to the peer is the ceiling of the stack on this machine today, measured
+rather than remembered (../shared/perf.md).
 
 The machines are shared and noisy. Before each run the script waits (--quiet-wait) for
 the machine to be idle; both servers and load.py run with a raised priority (--nice,
 process and autogroup nice; PostgreSQL is left alone); the `other` column shows the CPU
 used by everything else during the run; --passes N repeats every run and reports medians.
 
-The bar (issue 7): on PostgreSQL at c=8 and c=32, ours >= 2.0x the peer's flows/s, zero
-errors, and our p99 per route below the peer's p50 for that route. The table flags it
-for every engine; the verdict that counts is PostgreSQL's.
+The bar (issue 12, "keep hundreds of CRM calls in flight"), on PostgreSQL, same run,
+zero errors:
+  (a) CRM 100 ms, c=32: ours >= 0.85 x the CRM floor (>= 91 flows/s) and >= 1.3 x the
+      peer; our p50 per route within 30 ms of the CRM's own time for that route (one
+      call of 100 ms per route);
+  (b) CRM 100 ms, c=256: ours >= 1.0 x the peer; the memory of all our server processes
+      reported (goal: under 1 GiB);
+  (c) CRM 0 ms (in-memory), c=8 and c=32: ours >= 1.0 x the peer.
+On SQLite, at c=32: zero errors. The table flags the clause judged on each of our rows
+(with another delay, (a) and (b) are judged against that delay's floor and CRM time);
+the verdict that counts is PostgreSQL's at 100 ms and 0 ms.
 
 Figures are saved as JSON (default bench/results/<UTC timestamp>.json, git-ignored):
-every run with load.py's full output plus the CPU figures, machine and git commit.
+every run with load.py's full output plus the CPU and memory figures, the server's
+command and environment settings, machine and git commit.
 
 Usage (from the project root):
-    .venv/bin/python bench/run.py                       # both engines, c=1,8,32, 10 s each
-    .venv/bin/python bench/run.py --db postgres -c 8,32 -d 20 --passes 3
-    .venv/bin/python bench/run.py --db postgres -c 8,32 --sweep-workers 2,3,4   # choose --workers
-    .venv/bin/python bench/run.py --worker-class gthread --workers 2 --threads 4
-    .venv/bin/python bench/run.py --db postgres -c 8,32 --reference    # + the stack's ceiling
+    .venv/bin/python bench/run.py --db postgres --crm-delay-ms 100 -c 32,256 -d 15   # bar (a), (b)
+    .venv/bin/python bench/run.py --db postgres --crm memory -c 8,32                 # bar (c)
+    .venv/bin/python bench/run.py --db sqlite --crm-delay-ms 100 -c 32 -d 15
+    .venv/bin/python bench/run.py --db postgres --crm-delay-ms 100 -c 256 \\
+        --sweep-threads 64,128 --sweep-workers 2,3 --sweep-pool 8,16   # choose the settings
+    .venv/bin/python bench/run.py --db postgres -c 8,32 --reference     # + the stack's ceiling
 
 Only 127.0.0.1 is ever contacted.
 """
@@ -61,10 +93,12 @@ Only 127.0.0.1 is ever contacted.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import os
 import platform
+import runpy
 import secrets
 import shutil
 import signal
@@ -74,33 +108,70 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from collections.abc import Callable
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+import psutil  # requirements-dev.txt
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = ROOT / ".venv" / "bin"
 PEER_DIR = (ROOT.parent / "shared" / "peer").resolve()
 LOAD_PY = PEER_DIR / "load.py"
-MINIMAL_DIR = ROOT / "bench" / "minimal"
-RESULTS_DIR = ROOT / "bench" / "results"
+BENCH_DIR = ROOT / "bench"
+MINIMAL_DIR = BENCH_DIR / "minimal"
+RESULTS_DIR = BENCH_DIR / "results"
+# Production's command is `gunicorn -c config/gunicorn.conf.py config.wsgi:application`.
+GUNICORN_CONF = "config/gunicorn.conf.py"  # relative to ROOT, the servers' working folder
+OUR_APP = "config.wsgi:application"
+MINIMAL_APP = "minimal.wsgi:application"
 
 HOST = "127.0.0.1"
 ROUTES = ("GET /contact", "POST /contact", "POST /callLog")
-BAR_RATIO = 2.0
-BAR_CONCURRENCIES = (8, 32)
+# CRM calls of the unknown-caller flow, on both servers: findContact, createContact,
+# createCallLog (the request names its contactId, so no lookup before the log).
+CRM_CALLS_PER_ROUTE = {"GET /contact": 1, "POST /contact": 1, "POST /callLog": 1}
+CRM_CALLS_PER_FLOW = sum(CRM_CALLS_PER_ROUTE.values())
 PEER_PLATFORM, PEER_API_KEY = "peercrm", "demo-api-key-1"
 OUR_PLATFORM = "builtin"
-MEMORY_PLATFORM = "memory"  # bench/memory_crm.py, like the peer's in-memory peercrm
-# Chosen with --sweep-workers 2,3,4 on 2 vCPU (2026-11-26): 3 was best or tied on SQLite and
-# at c=32 on PostgreSQL, all three within noise at c=8; 2 spends the least CPU per flow.
-DEFAULT_WORKERS = 3
+MEMORY_PLATFORM = "memory"  # bench/memory_crm.py (or slow_crm.py), like the peer's peercrm
+MEMORY_CRM = "memory_crm.MemoryCrmClient"
+SLOW_CRM = "slow_crm.SlowMemoryCrmClient"
+# psycopg pool per worker process. A thread holds a connection only for its SQL (it gives
+# it back before every CRM call, connector/db.py), a few ms per request, and one thread
+# per process runs Python at a time (the GIL): a handful of connections are busy at
+# once. 16 leaves room for bursts and for holders waiting on the GIL, and 16 x 2-4
+# workers stays well under PostgreSQL's default max_connections (100) with the peer's
+# pool and maintenance beside it. Without a pool every thread keeps its own connection:
+# 2 x 64 threads would need 128.
+DEFAULT_DB_POOL = 16
+MIB = 1024 * 1024
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def gunicorn_conf_defaults() -> tuple[int, int]:
+    """(workers, threads) of config/gunicorn.conf.py when WEB_WORKERS and WEB_THREADS are
+    unset: production's defaults, read from the file itself."""
+    saved = {k: os.environ.pop(k) for k in ("WEB_WORKERS", "WEB_THREADS") if k in os.environ}
+    try:
+        conf = runpy.run_path(str(ROOT / GUNICORN_CONF))
+    finally:
+        os.environ.update(saved)
+    return int(conf["workers"]), int(conf["threads"])
+
+
+def crm_floor(concurrency: int, delay_ms: float) -> float | None:
+    """Flows/s the CRM alone allows: each of `concurrency` clients waits delay_ms per CRM
+    call, CRM_CALLS_PER_FLOW calls per flow, one after another. None without a delay."""
+    if delay_ms <= 0:
+        return None
+    return concurrency / (CRM_CALLS_PER_FLOW * delay_ms / 1000)
 
 
 # --- processes ---------------------------------------------------------------------------
@@ -293,6 +364,98 @@ def count_children(pid: int) -> int:
     return len(_children(pid))
 
 
+# --- memory and database connections, sampled with psutil -----------------------------------
+
+
+def server_processes(pid: int) -> list[psutil.Process]:
+    """The server's processes: `pid` (gunicorn master; node) and all its descendants."""
+    try:
+        root = psutil.Process(pid)
+        return [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return []
+
+
+def process_cpu_seconds(pid: int) -> dict[int, float]:
+    """CPU seconds (user + system) of each process of the server's tree, by pid."""
+    cpu: dict[int, float] = {}
+    for proc in server_processes(pid):
+        try:
+            times = proc.cpu_times()
+        except psutil.Error:
+            continue
+        cpu[proc.pid] = times.user + times.system
+    return cpu
+
+
+def db_backends(db_name: str) -> int:
+    """PostgreSQL backends connected to `db_name` (their process titles name the database:
+    `postgres: <cluster>: <user> <db> <host(port)> <state>`)."""
+    count = 0
+    for proc in psutil.process_iter(["name", "cmdline"]):
+        cmdline = proc.info["cmdline"] or []
+        if proc.info["name"] == "postgres" and cmdline and db_name in cmdline[0].split():
+            count += 1
+    return count
+
+
+class ServerSampler:
+    """Samples a server every `interval` seconds in a thread while a run lasts: the
+    resident memory (RSS, and PSS, which counts pages shared by the forked workers once)
+    summed over all its processes, its threads, and the PostgreSQL connections open to
+    its database. Keeps the peaks."""
+
+    def __init__(self, pid: int, *, db_name: str | None, interval: float = 0.5) -> None:
+        self.pid, self.db_name, self.interval = pid, db_name, interval
+        self.peak: dict[str, float] = {"rss": 0.0, "pss": 0.0, "processes": 0, "threads": 0, "db_conns": 0}
+        self.samples = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="server-sampler", daemon=True)
+
+    def _sample(self) -> None:
+        rss = pss = threads = 0
+        procs = server_processes(self.pid)
+        for proc in procs:
+            try:
+                mem = proc.memory_full_info()  # /proc/<pid>/smaps_rollup: rss and pss
+                threads += proc.num_threads()
+            except psutil.Error:
+                continue
+            rss += mem.rss
+            pss += getattr(mem, "pss", 0)
+        now = {"rss": rss / MIB, "pss": pss / MIB, "processes": len(procs), "threads": threads}
+        if self.db_name:
+            now["db_conns"] = db_backends(self.db_name)
+        for key, value in now.items():
+            self.peak[key] = max(self.peak[key], value)
+        self.samples += 1
+
+    def _loop(self) -> None:
+        while True:
+            self._sample()
+            if self._stop.wait(self.interval):
+                return
+
+    def __enter__(self) -> ServerSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def result(self) -> dict[str, Any]:
+        return {
+            "peak_rss_mib": self.peak["rss"] if self.samples else None,
+            "peak_pss_mib": self.peak["pss"] if self.samples else None,
+            "peak_processes": self.peak["processes"],
+            "peak_threads": self.peak["threads"],
+            "peak_db_connections": self.peak["db_conns"] if self.db_name else None,
+            "samples": self.samples,
+            "interval_s": self.interval,
+        }
+
+
 # --- databases ---------------------------------------------------------------------------
 
 
@@ -363,12 +526,13 @@ class OurDatabase:
                 pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', port=self.pg_port)
 
 
-# --- the two servers ---------------------------------------------------------------------
+# --- the servers -------------------------------------------------------------------------
 
 
 @dataclass
 class Target:
-    """One server under load: its label, URL, credentials and the pid whose tree is measured."""
+    """One server under load: its label, URL, credentials, the pid whose tree is measured,
+    its log file and the PostgreSQL database it uses (for counting its connections)."""
 
     label: str
     kind: str  # "ours", "peer" or "minimal"
@@ -376,6 +540,8 @@ class Target:
     pid: int
     platform: str
     api_key: str
+    log_path: Path | None = None
+    db_name: str | None = None
     info: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -399,6 +565,7 @@ def our_env(database_url: str, args: argparse.Namespace, secrets_: dict[str, str
             # Pinned so that a developer's .env (read by settings) cannot change the run.
             "CELERY_BROKER_URL": "",
             "DEFAULT_PHONE_REGION": "US",
+            "DB_POOL_MAX_SIZE": "0",
             "PYTHONUNBUFFERED": "1",
         }
     )
@@ -431,84 +598,96 @@ def prepare_our_database(env: dict[str, str]) -> str:
     return out[-1].strip()
 
 
-def gunicorn_supports(flag: str) -> bool:
-    """Whether this gunicorn knows `flag` (e.g. --no-control-socket, new in 27)."""
-    out = subprocess.run([str(VENV_BIN / "gunicorn"), "--help"], capture_output=True, text=True).stdout
-    return flag in out
+def memory_crm_env(delay_ms: float) -> dict[str, str]:
+    """The environment that registers the benchmark's in-memory CRM as platform `memory`:
+    bench/slow_crm.py waiting `delay_ms` before every call, or bench/memory_crm.py."""
+    if delay_ms > 0:
+        return {
+            "CRM_PLATFORMS_EXTRA": f"{MEMORY_PLATFORM}={SLOW_CRM}",
+            "BENCH_CRM_DELAY_MS": f"{delay_ms:g}",
+        }
+    return {"CRM_PLATFORMS_EXTRA": f"{MEMORY_PLATFORM}={MEMORY_CRM}"}
 
 
 def start_ours(
-    stack: ExitStack,
-    *,
-    env: dict[str, str],
-    workers: int,
-    args: argparse.Namespace,
-    api_key: str,
-    logdir: Path,
-    crm: str = "builtin",
+    stack: ExitStack, spec: Spec, *, env: dict[str, str], args: argparse.Namespace, api_key: str, logdir: Path
 ) -> Target:
-    """Start gunicorn config.wsgi on a free port; register its stop on `stack`.
+    """Start our server with production's command on a free port; register its stop on `stack`.
 
-    With `crm="memory"` the server also has the in-memory connector of bench/memory_crm.py
-    (platform `memory`), and the load logs in to that platform instead of the built-in CRM.
+    With `spec.crm == "memory"` the server also has the benchmark's in-memory connector
+    (platform `memory`; with a delay, bench/slow_crm.py), and the load logs in to that
+    platform instead of the built-in CRM.
     """
-    platform, pythonpath = OUR_PLATFORM, None
-    if crm == "memory":
-        env = {**env, "CRM_PLATFORMS_EXTRA": f"{MEMORY_PLATFORM}=memory_crm.MemoryCrmClient"}
-        platform, api_key, pythonpath = MEMORY_PLATFORM, "bench-memory-key", ROOT / "bench"
-    label = f"ours-{crm}-w{workers}"
-    port, proc, info = start_gunicorn(
-        stack, "config.wsgi", env=env, workers=workers, args=args, log_name=label, logdir=logdir,
-        pythonpath=pythonpath,
-    )  # fmt: skip
+    platform, env = OUR_PLATFORM, {**env, "DB_POOL_MAX_SIZE": str(spec.pool)}
+    if spec.crm == "memory":
+        env.update(memory_crm_env(args.crm_delay_ms))
+        platform, api_key = MEMORY_PLATFORM, "bench-memory-key"
+    port, proc, info, log_path = start_gunicorn(
+        stack, OUR_APP, spec, env=env, args=args, log_name=f"ours-{spec.crm}", logdir=logdir
+    )
     return Target(
-        label=label,
+        label="ours",
         kind="ours",
         port=port,
         pid=proc.pid,
         platform=platform,
         api_key=api_key,
-        info={**info, "crm": crm},
+        log_path=log_path,
+        db_name=args.pg_name if env["DATABASE_URL"].startswith("postgres") else None,
+        info={**info, "crm": spec.crm, "crm_delay_ms": args.crm_delay_ms if spec.crm == "memory" else 0},
     )
+
+
+def gunicorn_command(app: str) -> list[str]:
+    """Production's command (README, config/gunicorn.conf.py), for `app`; its settings
+    come from the environment."""
+    return [str(VENV_BIN / "gunicorn"), "-c", GUNICORN_CONF, app]
 
 
 def start_gunicorn(
     stack: ExitStack,
     app: str,
+    spec: Spec,
     *,
     env: dict[str, str],
-    workers: int,
     args: argparse.Namespace,
     log_name: str,
     logdir: Path,
-    pythonpath: Path | None = None,
-) -> tuple[int, subprocess.Popen, dict[str, Any]]:
-    """Serve the WSGI `app` with gunicorn on a free port, as in production; register its
-    stop on `stack`; return once it answers and all its workers are up."""
+) -> tuple[int, subprocess.Popen, dict[str, Any], Path]:
+    """Serve the WSGI `app` with production's gunicorn command and settings file, its
+    bind, workers and threads given as production gives them (WEB_BIND, WEB_WORKERS,
+    WEB_THREADS); register its stop on `stack`; return once it answers and all its
+    workers are up. The settings file sends gunicorn's error log to stderr (our log
+    file), writes no access log and opens no control socket."""
     port = free_port()
-    # No --access-logfile: gunicorn writes no access log unless given one.
-    options: dict[str, Any] = {
-        "--bind": f"{HOST}:{port}",
-        "--workers": workers,
-        "--worker-class": args.worker_class,
-        "--error-logfile": "-",
-        "--log-level": "warning",
+    server_env = {
+        **env,
+        "WEB_BIND": f"{HOST}:{port}",
+        "WEB_WORKERS": str(spec.workers),
+        "WEB_THREADS": str(spec.threads),
+        # Where the benchmark's CRM connectors and the minimal reference live.
+        "PYTHONPATH": str(BENCH_DIR),
     }
-    if pythonpath is not None:
-        options["--pythonpath"] = str(pythonpath)
-    cmd = [str(VENV_BIN / "gunicorn"), app, *flags(options)]
-    if args.worker_class == "gthread":
-        cmd += ["--threads", str(args.threads)]
-    if gunicorn_supports("--no-control-socket"):
-        cmd.append("--no-control-socket")
-    proc = start_process(cmd, env=env, log_path=logdir / f"{log_name}-{port}.log", nice=args.nice)
+    cmd = gunicorn_command(app)
+    log_path = logdir / f"{log_name}-{port}.log"
+    proc = start_process(cmd, env=server_env, log_path=log_path, nice=args.nice)
     stack.callback(stop_process, proc)
     wait_http_ok(f"http://{HOST}:{port}/isAlive", timeout=60, proc=proc)
     deadline = time.monotonic() + 30
-    while count_children(proc.pid) < workers and time.monotonic() < deadline:
+    while count_children(proc.pid) < spec.workers and time.monotonic() < deadline:
         time.sleep(0.1)
-    threads = args.threads if args.worker_class == "gthread" else 1
-    return port, proc, {"workers": workers, "worker_class": args.worker_class, "threads": threads, "cmd": cmd}
+    settings = {
+        k: server_env[k] for k in ("WEB_WORKERS", "WEB_THREADS", "DB_POOL_MAX_SIZE") if k in server_env
+    }
+    info = {
+        "workers": spec.workers,
+        "threads": spec.threads,
+        "db_pool": spec.pool,
+        "worker_class": "gthread",
+        "cmd": [Path(cmd[0]).name, *cmd[1:]],
+        "env": settings,
+    }
+    return port, proc, info, log_path
 
 
 def start_peer(stack: ExitStack, *, engine: str, args: argparse.Namespace, logdir: Path) -> Target:
@@ -523,12 +702,15 @@ def start_peer(stack: ExitStack, *, engine: str, args: argparse.Namespace, logdi
             "PGPORT": str(args.pg_port),
         }
     )
+    if args.crm_delay_ms > 0:
+        env["PEER_CRM_DELAY_MS"] = f"{args.crm_delay_ms:g}"
     start_sh = str(PEER_DIR / "start.sh")
+    log_path = args.peer_home / "logs" / f"peer-{port}.log"
 
     def stop() -> None:
         subprocess.run([start_sh, "stop", str(port)], env=env, capture_output=True, timeout=60)
         if not args.keep:
-            (args.peer_home / "logs" / f"peer-{port}.log").unlink(missing_ok=True)
+            log_path.unlink(missing_ok=True)
         if engine == "sqlite" and not args.keep:
             (args.peer_home / "data" / f"peer-{port}.sqlite").unlink(missing_ok=True)
         if engine == "postgres" and not args.keep:
@@ -538,10 +720,10 @@ def start_peer(stack: ExitStack, *, engine: str, args: argparse.Namespace, logdi
                 print(f"warning: could not drop the peer database: {exc}", file=sys.stderr)
 
     stack.callback(stop)
-    log_path = logdir / f"peer-start-{port}.log"
+    start_log = logdir / f"peer-start-{port}.log"
     if not (args.peer_home / "node_modules" / "@app-connect" / "core").exists():
         print("  installing the peer (npm ci, first run only: ~2.5 min) ...", flush=True)
-    with open(log_path, "wb") as log:
+    with open(start_log, "wb") as log:
         done = subprocess.run(
             [start_sh, str(port)],
             env=env,
@@ -553,17 +735,28 @@ def start_peer(stack: ExitStack, *, engine: str, args: argparse.Namespace, logdi
             preexec_fn=niceness(args.nice),
         )
     if done.returncode != 0:
-        raise RuntimeError(f"peer failed to start; see {log_path}:\n{log_path.read_text()[-2000:]}")
+        raise RuntimeError(f"peer failed to start; see {start_log}:\n{start_log.read_text()[-2000:]}")
     pid = int((args.peer_home / "run" / f"peer-{port}.pid").read_text().strip())
     wait_http_ok(f"http://{HOST}:{port}/isAlive", timeout=30)
-    return Target(label="peer", kind="peer", port=port, pid=pid, platform=PEER_PLATFORM, api_key=PEER_API_KEY)
+    return Target(
+        label="peer",
+        kind="peer",
+        port=port,
+        pid=pid,
+        platform=PEER_PLATFORM,
+        api_key=PEER_API_KEY,
+        log_path=log_path,
+        db_name=f"appconnect_peer_{port}" if engine == "postgres" else None,
+        info={"crm_delay_ms": args.crm_delay_ms, "cmd": ["node", "app.js"]},
+    )
 
 
 def start_minimal(
-    stack: ExitStack, *, engine: str, db: OurDatabase, args: argparse.Namespace, workers: int, logdir: Path
+    stack: ExitStack, spec: Spec, *, engine: str, db: OurDatabase, args: argparse.Namespace, logdir: Path
 ) -> Target:
-    """Start the minimal reference (bench/minimal) on a fresh database of `engine`, under
-    gunicorn with our worker settings; register its stop on `stack`."""
+    """Start the minimal reference (bench/minimal) on a fresh database of `engine`, with
+    production's gunicorn settings file and our workers, threads, pool and CRM delay;
+    register its stop on `stack`."""
     name = f"{args.pg_name}_minimal"
     if engine == "postgres":
         pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', port=args.pg_port)
@@ -575,17 +768,23 @@ def start_minimal(
         for suffix in ("", "-wal", "-shm"):
             Path(f"{db.workdir / name}.sqlite3{suffix}").unlink(missing_ok=True)
         url = f"sqlite:///{db.workdir / name}.sqlite3"
-    env = {**base_env(), "DATABASE_URL": url, "APP_SERVER_SECRET_KEY": secrets.token_urlsafe(48)}
+    env = {
+        **base_env(),
+        "DATABASE_URL": url,
+        "APP_SERVER_SECRET_KEY": secrets.token_urlsafe(48),
+        "DB_POOL_MAX_SIZE": str(spec.pool),
+        "BENCH_CRM_DELAY_MS": f"{args.crm_delay_ms:g}",
+        "PYTHONUNBUFFERED": "1",
+    }
     done = subprocess.run(
         [str(VENV_BIN / "python"), str(MINIMAL_DIR / "wsgi.py"), "migrate"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     if done.returncode != 0:
         raise RuntimeError(f"minimal reference: migrate failed:\n{done.stdout}\n{done.stderr}")
-    port, proc, info = start_gunicorn(
-        stack, "minimal.wsgi", env=env, workers=workers, args=args, log_name="minimal", logdir=logdir,
-        pythonpath=MINIMAL_DIR.parent,
-    )  # fmt: skip
+    port, proc, info, log_path = start_gunicorn(
+        stack, MINIMAL_APP, spec, env=env, args=args, log_name="minimal", logdir=logdir
+    )
     return Target(
         label="minimal",
         kind="minimal",
@@ -593,21 +792,47 @@ def start_minimal(
         pid=proc.pid,
         platform="minimal",
         api_key="unused",
-        info=info,
+        log_path=log_path,
+        db_name=name if engine == "postgres" else None,
+        info={**info, "crm_delay_ms": args.crm_delay_ms},
     )
 
 
 # --- one load run ------------------------------------------------------------------------
 
 
+def log_offset(path: Path | None) -> int:
+    try:
+        return path.stat().st_size if path is not None else 0
+    except OSError:
+        return 0
+
+
+def log_lines_since(path: Path | None, offset: int, *, limit: int = 40) -> dict[str, Any]:
+    """The server log's lines written since `offset` (our server logs warnings and errors
+    only: 5xx with their tracebacks, pool timeouts, worker timeouts), the first `limit`."""
+    if path is None:
+        return {"lines": [], "total": 0}
+    try:
+        with open(path, "rb") as f:
+            f.seek(offset)
+            text = f.read().decode(errors="replace")
+    except OSError:
+        return {"lines": [], "total": 0}
+    lines = [ln for ln in text.splitlines() if ln.strip()]
+    return {"lines": lines[:limit], "total": len(lines)}
+
+
 def run_load(
     target: Target, *, concurrency: int, args: argparse.Namespace, workdir: Path, engine: str
 ) -> dict:
-    """Drive `target` with load.py at `concurrency`; return load.py's figures plus our CPU figures.
+    """Drive `target` with load.py at `concurrency`; return load.py's figures plus our CPU,
+    memory and database-connection figures and the server log's lines of the run.
 
     The CPU of the server tree and of PostgreSQL is sampled over [start + warmup + 0.5 s,
     start + warmup + duration], a window that lies inside load.py's loaded period whatever
     its start-up time (< warmup + 0.5 s), so the rates match load.py's measured window.
+    Memory and connections are sampled over the whole run (warm-up included): their peaks.
     """
     out = workdir / f"load-{engine}-{target.label}-c{concurrency}.jsonl"
     out.unlink(missing_ok=True)
@@ -625,23 +850,28 @@ def run_load(
     }
     cmd = [str(VENV_BIN / "python"), str(LOAD_PY), *flags(options)]
     log_path = workdir / f"load-{engine}-{target.label}-c{concurrency}.log"
+    server_log_at = log_offset(target.log_path)
+    sampler = ServerSampler(target.pid, db_name=target.db_name)
     t0 = time.monotonic()
     proc = start_process(cmd, env=base_env(), log_path=log_path, nice=args.nice)
     try:
-        lead = 0.5
-        time.sleep(max(0.0, t0 + args.warmup + lead - time.monotonic()))
-        s0 = (
-            time.monotonic(),
-            tree_cpu_seconds(target.pid),
-            postgres_cpu_seconds() if engine == "postgres" else None,
-        )
-        time.sleep(max(0.0, t0 + args.warmup + args.duration - time.monotonic()))
-        s1 = (
-            time.monotonic(),
-            tree_cpu_seconds(target.pid),
-            postgres_cpu_seconds() if engine == "postgres" else None,
-        )
-        rc = proc.wait(timeout=args.duration + args.warmup + 120)
+        with sampler:
+            lead = 0.5
+            time.sleep(max(0.0, t0 + args.warmup + lead - time.monotonic()))
+            s0 = (
+                time.monotonic(),
+                tree_cpu_seconds(target.pid),
+                postgres_cpu_seconds() if engine == "postgres" else None,
+                process_cpu_seconds(target.pid),
+            )
+            time.sleep(max(0.0, t0 + args.warmup + args.duration - time.monotonic()))
+            s1 = (
+                time.monotonic(),
+                tree_cpu_seconds(target.pid),
+                postgres_cpu_seconds() if engine == "postgres" else None,
+                process_cpu_seconds(target.pid),
+            )
+            rc = proc.wait(timeout=args.duration + args.warmup + 120)
     finally:
         stop_process(proc)
     if rc != 0 or not out.exists():
@@ -649,24 +879,62 @@ def run_load(
     result = json.loads(out.read_text().strip().splitlines()[-1])
     span = s1[0] - s0[0]
     server_cores = (s1[1] - s0[1]) / span
-    result["cpu"]["server_cores_loadpy"] = result["cpu"].pop("server_cores")
-    result["cpu"]["server_cores"] = server_cores
-    result["cpu"]["db_cores"] = ((s1[2] - s0[2]) / span) if s0[2] is not None else None
-    result["cpu"]["server_ms_per_flow"] = (
+    cpu = result["cpu"]
+    cpu["server_cores_loadpy"] = cpu.pop("server_cores")
+    cpu["server_cores"] = server_cores
+    # Per process (gunicorn: the master, then each worker): shows a worker left idle.
+    cpu["process_cores"] = [
+        round((s1[3][pid] - s0[3][pid]) / span, 3) for pid in s1[3] if pid in s0[3]
+    ]  # fmt: skip
+    cpu["db_cores"] = ((s1[2] - s0[2]) / span) if s0[2] is not None else None
+    cpu["server_ms_per_flow"] = (
         (1000 * server_cores / result["flows_per_s"]) if result["flows_per_s"] else None
     )
-    result["cpu"]["sample_window_s"] = span
+    cpu["sample_window_s"] = span
     # CPU of everything else on the machine (other sessions, the idle server, the kernel):
     # a large value means the run was disturbed.
-    known = server_cores + result["cpu"]["loadgen_cores"] + (result["cpu"]["db_cores"] or 0.0)
-    busy = result["cpu"].get("machine_busy_cores")
-    result["cpu"]["other_cores"] = (busy - known) if busy is not None else None
+    known = server_cores + cpu["loadgen_cores"] + (cpu["db_cores"] or 0.0)
+    busy = cpu.get("machine_busy_cores")
+    cpu["other_cores"] = (busy - known) if busy is not None else None
+    result["memory"] = sampler.result()
+    result["server_log"] = log_lines_since(target.log_path, server_log_at)
     result["engine"], result["target"], result["kind"] = engine, target.label, target.kind
+    result["crm_delay_ms"] = target.info.get("crm_delay_ms", 0)
+    result["crm_floor"] = crm_floor(concurrency, result["crm_delay_ms"])
+    result["floor_ratio"] = (result["flows_per_s"] / result["crm_floor"]) if result["crm_floor"] else None
     result["server"] = target.info
     return result
 
 
 # --- the bar -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BarClause:
+    """One clause of issue 12's bar: where it is judged and what it asks of our row.
+    Zero errors is asked everywhere."""
+
+    name: str
+    engine: str
+    delayed: bool | None  # judged with a CRM delay (True), with an instant CRM (False), either (None)
+    concurrencies: tuple[int, ...]
+    min_peer: float | None = None  # ours/peer flows/s at least this
+    min_floor: float | None = None  # ours/CRM floor at least this
+    p50_slack_ms: float | None = None  # our p50 per route <= the route's CRM time + this
+    memory_goal_mib: float | None = None  # peak RSS of all our processes: reported; above, a note
+
+    def applies(self, engine: str, delay_ms: float, concurrency: int) -> bool:
+        delayed_ok = self.delayed is None or self.delayed == (delay_ms > 0)
+        return engine == self.engine and delayed_ok and concurrency in self.concurrencies
+
+
+BAR = (
+    BarClause("a", "postgres", True, (32,), min_peer=1.3, min_floor=0.85, p50_slack_ms=30),
+    BarClause("b", "postgres", True, (256,), min_peer=1.0, memory_goal_mib=1024),
+    BarClause("c", "postgres", False, (8, 32), min_peer=1.0),
+    BarClause("sqlite", "sqlite", None, (32,)),
+)
+BAR_DELAY_MS = 100  # the CRM time (a) and (b) are stated for
 
 
 def p(result: dict, route: str, key: str) -> float:
@@ -675,26 +943,47 @@ def p(result: dict, route: str, key: str) -> float:
 
 
 def evaluate_bar(ours: dict, peer: dict) -> dict:
-    """Ratio, and whether `ours` meets the bar against `peer` (only judged at c = 8 and 32)."""
+    """Ratios, and whether `ours` meets the clause of the bar judged at its engine, CRM
+    delay and concurrency (if any)."""
+    engine, delay_ms, c = ours["engine"], ours["crm_delay_ms"], ours["concurrency"]
     ratio = ours["flows_per_s"] / peer["flows_per_s"] if peer["flows_per_s"] else math.nan
-    reasons = []
-    if not ratio >= BAR_RATIO:
-        reasons.append(f"ratio {ratio:.2f} < {BAR_RATIO}")
+    ours_ms, peer_ms = ours["cpu"]["server_ms_per_flow"], peer["cpu"]["server_ms_per_flow"]
+    clause = next((b for b in BAR if b.applies(engine, delay_ms, c)), None)
+    reasons, notes = [], []
     if ours["errors"]:
         reasons.append(f"{ours['errors']} errors")
-    for route in ROUTES:
-        ours_p99, peer_p50 = p(ours, route, "p99_ms"), p(peer, route, "p50_ms")
-        if not ours_p99 < peer_p50:
-            reasons.append(f"{route} p99 {ours_p99:.1f} >= peer p50 {peer_p50:.1f} ms")
-    judged = ours["concurrency"] in BAR_CONCURRENCIES
-    ours_ms, peer_ms = ours["cpu"]["server_ms_per_flow"], peer["cpu"]["server_ms_per_flow"]
+    if clause is not None:
+        if clause.min_peer is not None and not ratio >= clause.min_peer:
+            reasons.append(f"ours/peer {ratio:.2f} < {clause.min_peer}")
+        floor_ratio = ours.get("floor_ratio")
+        if clause.min_floor is not None and floor_ratio is not None and not floor_ratio >= clause.min_floor:
+            reasons.append(
+                f"ours/floor {floor_ratio:.2f} < {clause.min_floor} "
+                f"({ours['flows_per_s']:.1f} < {clause.min_floor * ours['crm_floor']:.1f} flows/s)"
+            )
+        if clause.p50_slack_ms is not None:
+            for route in ROUTES:
+                limit = delay_ms * CRM_CALLS_PER_ROUTE[route] + clause.p50_slack_ms
+                p50 = p(ours, route, "p50_ms")
+                if not p50 <= limit:
+                    reasons.append(
+                        f"{route} p50 {p50:.1f} > {limit:.0f} ms (CRM time + {clause.p50_slack_ms:.0f})"
+                    )
+        if clause.memory_goal_mib is not None:
+            rss = ours["memory"]["peak_rss_mib"]
+            if rss is None:
+                reasons.append("memory not measured")
+            elif rss >= clause.memory_goal_mib:
+                notes.append(f"peak RSS {rss:.0f} MiB above the {clause.memory_goal_mib:.0f} MiB goal")
     return {
         "ratio": ratio,
         # Server CPU per flow, peer/ours: less sensitive to other load on the machine than flows/s.
         "cpu_ratio": (peer_ms / ours_ms) if ours_ms and peer_ms else None,
-        "judged": judged,
-        "met": (not reasons) if judged else None,
+        "clause": clause.name if clause else None,
+        "judged": clause is not None,
+        "met": (not reasons) if clause else None,
         "reasons": reasons,
+        "notes": notes,
     }
 
 
@@ -714,20 +1003,26 @@ def lat(result: dict, route: str) -> str:
 
 def _row_cells(r: dict) -> list[str]:
     """The table cells of one run, in COLUMNS order."""
-    bar, cpu = r.get("bar"), r["cpu"]
-    verdict = "" if not bar else ("-" if not bar["judged"] else ("MET" if bar["met"] else "no"))
+    bar, cpu, mem = r.get("bar"), r["cpu"], r.get("memory") or {}
+    verdict = ""
+    if bar:
+        verdict = "-" if not bar["judged"] else f"{bar['clause']}:{'MET' if bar['met'] else 'no'}"
     return [
         r["engine"],
         str(r["concurrency"]),
         r["target"],
         fnum(r["flows_per_s"]),
         fnum(bar["ratio"], ".2f") if bar else "",
+        fnum(r.get("floor_ratio"), ".2f"),
         fnum(r["requests_per_s"]),
         *(lat(r, route) for route in ROUTES),
         str(r["errors"]),
         fnum(cpu["server_cores"], ".2f"),
         fnum(cpu["server_ms_per_flow"], ".2f"),
         fnum(bar.get("cpu_ratio"), ".2f") if bar else "",
+        fnum(mem.get("peak_rss_mib"), ".0f"),
+        fnum(mem.get("peak_pss_mib"), ".0f"),
+        fnum(mem.get("peak_db_connections"), ".0f"),
         fnum(cpu["db_cores"], ".2f"),
         fnum(cpu["loadgen_cores"], ".2f"),
         fnum(cpu.get("other_cores"), ".2f"),
@@ -735,59 +1030,89 @@ def _row_cells(r: dict) -> list[str]:
     ]
 
 
-# (header, width); negative width = left-aligned.
+# (header, width); negative width = left-aligned; the server column widens to its labels.
 COLUMNS = [
-    ("db", -8), ("c", 3), ("server", -8), ("flows/s", 8), ("ratio", 6), ("req/s", 7),
+    ("db", -8), ("c", 3), ("server", -8), ("flows/s", 7), ("/peer", 5), ("/floor", 6), ("req/s", 6),
     *((route, -16) for route in ROUTES),
-    ("err", 4), ("srv cores", 9), ("ms/flow", 7), ("cpu ratio", 9), ("db cores", 8), ("cli cores", 9),
-    ("other", 5), ("bar", -3),
+    ("err", 4), ("srv cores", 9), ("ms/flow", 7), ("cpu ratio", 9), ("rss MiB", 7), ("pss MiB", 7),
+    ("db conns", 8), ("db cores", 8), ("cli cores", 9), ("other", 5), ("bar", -8),
 ]  # fmt: skip
 
 
-def _line(cells: list[str]) -> str:
-    return " ".join(f"{c:<{-w}}" if w < 0 else f"{c:>{w}}" for c, (_, w) in zip(cells, COLUMNS, strict=True))
+def _line(cells: list[str], widths: list[int]) -> str:
+    return " ".join(f"{c:<{-w}}" if w < 0 else f"{c:>{w}}" for c, w in zip(cells, widths, strict=True))
 
 
 def format_table(runs: list[dict]) -> str:
-    """One table: a row per engine, concurrency and server; ratio and bar on our rows."""
-    head = _line([h for h, _ in COLUMNS])
+    """One table: a row per engine, concurrency and server, under a line per engine and
+    concurrency with the CRM delay and its floor; ratios and the bar on our rows."""
+    widths = [w for _, w in COLUMNS]
+    server_col = [h for h, _ in COLUMNS].index("server")
+    widths[server_col] = -max([8, *(len(r["target"]) for r in runs)])
+    head = _line([h for h, _ in COLUMNS], widths)
     lines = [head, "-" * len(head)]
     last_key = None
     for r in runs:
         key = (r["engine"], r["concurrency"])
-        if last_key is not None and key != last_key:
-            lines.append("")
+        if key != last_key:
+            if last_key is not None:
+                lines.append("")
+            delay, floor = r.get("crm_delay_ms") or 0, r.get("crm_floor")
+            crm = "CRM in memory (0 ms), no floor"
+            if floor:
+                formula = f"c / ({CRM_CALLS_PER_FLOW} x {delay:g} ms)"
+                crm = f"CRM {delay:g} ms per call, floor {floor:.1f} flows/s = {formula}"
+            lines.append(f"# {r['engine']} c={r['concurrency']}: {crm}")
         last_key = key
-        lines.append(_line(_row_cells(r)).rstrip())
+        lines.append(_line(_row_cells(r), widths).rstrip())
     return "\n".join(lines)
 
 
 LEGEND = """\
-flows/s: completed unknown-caller flows per second; ratio: ours/peer flows/s at the same engine and c.
+flows/s: completed unknown-caller flows per second; /peer: ours/peer flows/s at the same engine and c;
+/floor: flows/s / CRM floor (the floor: c / (3 x CRM delay), 3 CRM calls per flow, one per route).
 req/s: successful requests per second; per route: latency p50/p95/p99 in ms; err: failed requests.
 srv cores: CPU of the server's whole process tree (gunicorn master + workers; node); ms/flow: server CPU
-per flow; cpu ratio: peer ms/flow / our ms/flow (CPU efficiency, robust to noise); db cores: all
-postgres processes; cli cores: load.py; other: rest of the machine (noise: other sessions).
-bar (c=8, 32): ratio >= 2.0, zero errors, our p99 < peer p50 on every route."""
+per flow; cpu ratio: peer ms/flow / our ms/flow; rss/pss MiB: peak resident memory summed over all the
+server's processes (PSS counts pages the forked workers share once); db conns: peak PostgreSQL
+connections to its database; db cores: all postgres processes; cli cores: load.py; other: rest of the
+machine (noise: other sessions).
+bar (issue 12; PostgreSQL; zero errors everywhere): (a) CRM 100 ms, c=32: >= 0.85 x floor, >= 1.3 x peer,
+p50 per route <= CRM time + 30 ms; (b) CRM 100 ms, c=256: >= 1.0 x peer, memory reported (goal < 1 GiB);
+(c) CRM 0 ms, c=8 and 32: >= 1.0 x peer; SQLite c=32: zero errors."""
 
 
 def format_verdicts(runs: list[dict]) -> str:
-    """Per engine and our target: is the bar met at every judged concurrency, and why not."""
+    """Per engine, our target and clause: is the bar met, and why not; then error samples
+    and the server log lines of runs that had errors or logged anything."""
     lines = []
-    groups: dict[tuple[str, str], list[dict]] = {}
+    groups: dict[tuple[str, str, str, float], list[dict]] = {}
     for r in runs:
         if r.get("bar") and r["bar"]["judged"]:
-            groups.setdefault((r["engine"], r["target"]), []).append(r)
-    for (engine, target), rows in groups.items():
+            key = (r["engine"], r["target"], r["bar"]["clause"], r["crm_delay_ms"])
+            groups.setdefault(key, []).append(r)
+    for (engine, target, clause, delay), rows in groups.items():
         met = all(r["bar"]["met"] for r in rows)
-        official = " (the issue's bar)" if engine == "postgres" and rows[0]["kind"] == "ours" else ""
-        lines.append(f"bar {engine}/{target}{official}: {'MET' if met else 'NOT MET'}")
+        official = rows[0]["kind"] == "ours" and (engine == "sqlite" or delay in (0, BAR_DELAY_MS))
+        cs = ",".join(str(r["concurrency"]) for r in rows)
+        suffix = " (the issue's bar)" if official else ""
+        verdict = "MET" if met else "NOT MET"
+        lines.append(f"bar ({clause}) {engine}/{target}, CRM {delay:g} ms, c={cs}{suffix}: {verdict}")
         for r in rows:
             for reason in r["bar"]["reasons"]:
                 lines.append(f"  c={r['concurrency']}: {reason}")
+            for note in r["bar"]["notes"]:
+                lines.append(f"  c={r['concurrency']}: note: {note}")
     for r in runs:
+        where = f"{r['engine']}/{r['target']}/c{r['concurrency']}"
         for s in r.get("error_samples", []):
-            lines.append(f"error sample {r['engine']}/{r['target']}/c{r['concurrency']}: {s}")
+            lines.append(f"error sample {where}: {s}")
+        log = r.get("server_log") or {}
+        if log.get("total"):
+            lines.append(
+                f"server log {where}: {log['total']} lines during the run, first {len(log['lines'])}:"
+            )
+            lines.extend(f"  | {ln}" for ln in log["lines"])
     return "\n".join(lines)
 
 
@@ -801,18 +1126,22 @@ def machine_info() -> dict[str, Any]:
     commit = subprocess.run(
         ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True
     ).stdout.strip()
-    dirty = bool(
-        subprocess.run(
-            ["git", "status", "--porcelain", "--", ".", ":!bench"], cwd=ROOT, capture_output=True, text=True
-        ).stdout.strip()
-    )
+    outside_bench = ["--", ".", ":!bench"]
+    status = subprocess.run(
+        ["git", "status", "--porcelain", *outside_bench], cwd=ROOT, capture_output=True, text=True
+    ).stdout
+    diff = subprocess.run(["git", "diff", "HEAD", *outside_bench], cwd=ROOT, capture_output=True).stdout
     return {
         "cpu_model": model,
         "cpus": os.cpu_count(),
         "python": platform.python_version(),
         "kernel": platform.release(),
         "git_commit": commit,
-        "git_dirty_outside_bench": dirty,
+        "git_dirty_outside_bench": bool(status.strip()),
+        # What was measured when the tree was not clean: the changed files, and a digest of
+        # the tracked changes (untracked files are listed only).
+        "git_status_outside_bench": status.splitlines(),
+        "git_diff_outside_bench_sha256": hashlib.sha256(diff).hexdigest() if status.strip() else None,
     }
 
 
@@ -821,18 +1150,21 @@ def machine_info() -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class Spec:
-    """What to start for a run: the peer, the minimal reference, or our server with
-    `workers` workers and the built-in or the in-memory CRM."""
+    """What to start for a run: the peer, the minimal reference, or our server with the
+    built-in or the in-memory CRM; gunicorn's workers and threads and the pool size
+    (PostgreSQL; 0 on SQLite) for ours and the minimal reference."""
 
     kind: str
-    workers: int = 0
     crm: str = "builtin"
+    workers: int = 0
+    threads: int = 0
+    pool: int = 0
 
     def label(self, sweep: bool) -> str:
-        if self.kind in ("peer", "minimal"):
-            return self.kind
-        name = "ours" if self.crm == "builtin" else "ours-mem"
-        return f"{name}-w{self.workers}" if sweep else name
+        if self.kind == "peer":
+            return "peer"
+        name = "minimal" if self.kind == "minimal" else ("ours" if self.crm == "builtin" else "ours-mem")
+        return f"{name}-w{self.workers}t{self.threads}p{self.pool}" if sweep else name
 
 
 def start_target(
@@ -843,11 +1175,9 @@ def start_target(
     if spec.kind == "peer":
         return start_peer(stack, engine=engine, args=args, logdir=workdir)
     if spec.kind == "minimal":
-        return start_minimal(stack, engine=engine, db=db, args=args, workers=args.workers, logdir=workdir)
+        return start_minimal(stack, spec, engine=engine, db=db, args=args, logdir=workdir)
     db.fresh_copy()
-    return start_ours(
-        stack, env=env, workers=spec.workers, args=args, api_key=api_key, logdir=workdir, crm=spec.crm
-    )
+    return start_ours(stack, spec, env=env, args=args, api_key=api_key, logdir=workdir)
 
 
 def measure_one(
@@ -859,7 +1189,7 @@ def measure_one(
         target = start_target(
             spec, run_stack, engine=engine, db=db, env=env, api_key=api_key, args=args, workdir=workdir
         )
-        target.label = spec.label(bool(args.sweep_workers))
+        target.label = spec.label(sweeping(args))
         idle_busy = wait_quiet(args.quiet_wait)
         noisy = "  WARNING: machine was busy, figures disturbed" if idle_busy > 0.3 else ""
         print(
@@ -869,11 +1199,19 @@ def measure_one(
         )
         r = run_load(target, concurrency=c, args=args, workdir=workdir, engine=engine)
     r["machine_busy_before_cores"] = idle_busy
+    floor = f", {fnum(r['floor_ratio'], '.2f')} x floor {r['crm_floor']:.1f}" if r["crm_floor"] else ""
+    mem, cpu = r["memory"], r["cpu"]
     print(
-        f"     {r['flows_per_s']:.1f} flows/s, {r['errors']} errors, server {r['cpu']['server_cores']:.2f} "
-        f"cores, other load {r['cpu']['other_cores']:.2f} cores",
+        f"     {r['flows_per_s']:.1f} flows/s{floor}, {r['errors']} errors, "
+        f"server {cpu['server_cores']:.2f} cores {cpu['process_cores']}, "
+        f"peak RSS {fnum(mem['peak_rss_mib'], '.0f')} MiB (PSS {fnum(mem['peak_pss_mib'], '.0f')}, "
+        f"{mem['peak_threads']} threads, db conns {fnum(mem['peak_db_connections'], '.0f')}), "
+        f"other load {fnum(cpu['other_cores'], '.2f')} cores",
         flush=True,
     )
+    if r["errors"] or r["server_log"]["total"]:
+        for line in r["server_log"]["lines"][:10]:
+            print(f"     log | {line}", flush=True)
     return r
 
 
@@ -899,22 +1237,41 @@ def median_result(results: list[dict]) -> dict:
     for ep in merged["endpoints"]:
         merged["endpoints"][ep]["errors"] = sum(r["endpoints"].get(ep, {}).get("errors", 0) for r in results)
     merged["error_samples"] = [s for r in results for s in r.get("error_samples", [])][:5]
+    merged["server_log"] = {
+        "lines": [ln for r in results for ln in r["server_log"]["lines"]][:40],
+        "total": sum(r["server_log"]["total"] for r in results),
+    }
     merged["passes"] = len(results)
     merged["pass_results"] = results
     return merged
+
+
+def sweeping(args: argparse.Namespace) -> bool:
+    return bool(args.sweep_workers or args.sweep_threads or args.sweep_pool)
+
+
+def our_specs(engine: str, args: argparse.Namespace) -> list[Spec]:
+    """Our server's runs: one per CRM and (when sweeping) per workers x threads x pool."""
+    crms = ("builtin", "memory") if args.crm == "both" else (args.crm,)
+    pools = (args.sweep_pool or [args.db_pool]) if engine == "postgres" else [0]
+    return [
+        Spec("ours", crm, workers, threads, pool)
+        for crm in crms
+        for workers in (args.sweep_workers or [args.workers])
+        for threads in (args.sweep_threads or [args.threads])
+        for pool in pools
+    ]
 
 
 def bench_engine(engine: str, args: argparse.Namespace, workdir: Path) -> list[dict]:
     """Prepare the template, then for each pass and concurrency start, load and stop every
     server on fresh data, alternating who goes first; return the runs in table order."""
     print(f"== {engine}", flush=True)
-    sweep = bool(args.sweep_workers)
-    crms = ("builtin", "memory") if args.crm == "both" else (args.crm,)
-    specs = [Spec("peer")] + [
-        Spec("ours", n, crm) for crm in crms for n in (args.sweep_workers or [args.workers])
-    ]
+    sweep = sweeping(args)
+    specs = [Spec("peer"), *our_specs(engine, args)]
     if args.reference:
-        specs.append(Spec("minimal"))
+        pool = args.db_pool if engine == "postgres" else 0
+        specs.append(Spec("minimal", workers=args.workers, threads=args.threads, pool=pool))
     raw: dict[tuple[int, str], list[dict]] = {}
     with ExitStack() as stack:
         db = OurDatabase(engine, workdir, args.pg_port, args.pg_name)
@@ -954,23 +1311,31 @@ def save_json(path: Path, args: argparse.Namespace, runs: list[dict], started: s
         "machine": machine_info(),
         "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
         "bar": {
-            "ratio": BAR_RATIO,
-            "concurrencies": BAR_CONCURRENCIES,
-            "rule": "ours/peer flows/s >= ratio, zero errors, our p99 < peer p50 per route",
+            "issue": 12,
+            "clauses": [asdict(clause) for clause in BAR],
+            "rule": "PostgreSQL, same run, zero errors; (a) CRM 100 ms c=32: >= 0.85 x floor, >= 1.3 x peer, "
+            "p50 per route <= CRM time + 30 ms; (b) CRM 100 ms c=256: >= 1.0 x peer, memory reported "
+            "(goal < 1 GiB); (c) CRM 0 ms c=8,32: >= 1.0 x peer; SQLite c=32: zero errors",
         },
         "runs": runs,
     }
     path.write_text(json.dumps(payload, indent=2, default=str) + "\n")
 
 
-def int_list(text: str) -> list[int]:
+def int_list(text: str, *, smallest: int = 1) -> list[int]:
     values = [int(x) for x in text.split(",") if x.strip()]
-    if not values or min(values) < 1:
-        raise argparse.ArgumentTypeError("give positive integers, comma-separated")
+    if not values or min(values) < smallest:
+        raise argparse.ArgumentTypeError(f"give integers >= {smallest}, comma-separated")
     return values
 
 
+def pool_sizes(text: str) -> list[int]:
+    """Pool sizes, comma-separated; 0 = no pool (a persistent connection per thread)."""
+    return int_list(text, smallest=0)
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    conf_workers, conf_threads = gunicorn_conf_defaults()
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--db", choices=("postgres", "sqlite", "both"), default="both", help="engine(s) [both]")
     ap.add_argument("-c", "--concurrency", type=int_list, default=[1, 8, 32], help="concurrencies [1,8,32]")
@@ -978,19 +1343,46 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("-w", "--warmup", type=float, default=3.0, help="warm-up seconds per run [3]")
     ap.add_argument("--seed", type=int, default=39, help="load.py --seed (valid NANP numbers) [39]")
     ap.add_argument(
-        "--workers", type=int, default=DEFAULT_WORKERS, help=f"gunicorn workers [{DEFAULT_WORKERS}]"
+        "--crm-delay-ms",
+        type=float,
+        default=0.0,
+        metavar="N",
+        help="every CRM call waits N ms first, on both servers (ours: bench/slow_crm.py; the peer: "
+        "PEER_CRM_DELAY_MS), as a real CRM's round trip; 0 = instant in-memory CRMs [0]",
     )
-    ap.add_argument("--worker-class", default="sync", help="gunicorn worker class [sync]")
     ap.add_argument(
-        "--threads", type=int, default=4, help="threads per worker with --worker-class gthread [4]"
+        "--workers",
+        type=int,
+        default=conf_workers,
+        help=f"gunicorn workers, WEB_WORKERS (config/gunicorn.conf.py's default) [{conf_workers}]",
     )
     ap.add_argument(
-        "--sweep-workers",
-        type=int_list,
-        metavar="N,N,...",
-        help="run our server once per worker count (e.g. 2,3,4) beside the peer, to choose --workers",
+        "--threads",
+        type=int,
+        default=conf_threads,
+        help=f"threads per worker, WEB_THREADS (config/gunicorn.conf.py's default) [{conf_threads}]",
     )
-    ap.add_argument("--conn-max-age", type=int, default=600, help="our CONN_MAX_AGE seconds [600]")
+    ap.add_argument(
+        "--db-pool",
+        type=int,
+        default=DEFAULT_DB_POOL,
+        metavar="N",
+        help="PostgreSQL: psycopg pool of N connections per worker, DB_POOL_MAX_SIZE (0: one persistent "
+        f"connection per thread instead; ignored on SQLite) [{DEFAULT_DB_POOL}]",
+    )
+    for what, example, kind in (
+        ("workers", "2,3", int_list),
+        ("threads", "64,128", int_list),
+        ("pool", "0,8,16", pool_sizes),
+    ):
+        ap.add_argument(
+            f"--sweep-{what}",
+            type=kind,
+            metavar="N,N,...",
+            help=f"run our server once per value of {what} (e.g. {example}; combined with the other "
+            "sweeps) beside the peer, to choose the settings",
+        )
+    ap.add_argument("--conn-max-age", type=int, default=600, help="our CONN_MAX_AGE without a pool [600]")
     ap.add_argument("--cache-url", default="locmemcache://", help="our CACHE_URL [locmemcache://]")
     ap.add_argument("--log-level", default="INFO", help="our LOG_LEVEL (production default) [INFO]")
     ap.add_argument("--pg-port", type=int, default=5432, help="local PostgreSQL port [5432]")
@@ -1028,20 +1420,27 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument(
         "--crm",
         choices=("builtin", "memory", "both"),
-        default="both",
         help="our server's CRM: the built-in one (contacts and activities written to our database), "
-        "the in-memory one of bench/memory_crm.py (like the peer's peercrm), or both as two rows [both]",
+        "the in-memory one of bench/memory_crm.py (like the peer's peercrm; bench/slow_crm.py with "
+        "--crm-delay-ms), or both as two rows [memory with --crm-delay-ms, else both]",
     )
     ap.add_argument(
         "--reference",
         action="store_true",
         help="also measure the minimal Django of bench/minimal (one ORM statement per step, no "
-        "middleware, no DRF): the stack's ceiling beside the peer, in the same run",
+        "middleware, no DRF; same gunicorn settings, pool and CRM delay): the stack's ceiling "
+        "beside the peer, in the same run",
     )
     ap.add_argument("--json-out", type=Path, help="results file [bench/results/<UTC timestamp>.json]")
     args = ap.parse_args(argv)
     if args.duration <= 0.5 or args.warmup < 0:
         ap.error("need --duration > 0.5 and --warmup >= 0")
+    if args.crm_delay_ms < 0 or min(args.workers, args.threads) < 1 or args.db_pool < 0:
+        ap.error("need --crm-delay-ms >= 0, --workers >= 1, --threads >= 1 and --db-pool >= 0")
+    if args.crm is None:
+        args.crm = "memory" if args.crm_delay_ms > 0 else "both"
+    if args.crm_delay_ms > 0 and args.crm != "memory":
+        ap.error("the built-in CRM answers from our database at once; with --crm-delay-ms use --crm memory")
     return args
 
 
@@ -1068,6 +1467,12 @@ def main(argv: list[str] | None = None) -> int:
     json_out = args.json_out or RESULTS_DIR / f"{started.strftime('%Y%m%dT%H%M%SZ')}.json"
     engines = ("postgres", "sqlite") if args.db == "both" else (args.db,)
     workdir = Path(tempfile.mkdtemp(prefix="appconnect-bench-"))
+    print(
+        f"our server: gunicorn -c {GUNICORN_CONF} {OUR_APP}, WEB_WORKERS={args.workers} "
+        f"WEB_THREADS={args.threads} DB_POOL_MAX_SIZE={args.db_pool} (PostgreSQL), CRM {args.crm}, "
+        f"CRM delay {args.crm_delay_ms:g} ms",
+        flush=True,
+    )
     runs: list[dict] = []
     completed = False
     try:

@@ -1,13 +1,21 @@
 """Settings, views and WSGI application of the minimal reference server, in one module.
 
-    DATABASE_URL=... gunicorn --pythonpath bench minimal.wsgi     # serve
+    DATABASE_URL=... PYTHONPATH=bench gunicorn -c config/gunicorn.conf.py minimal.wsgi:application
     DATABASE_URL=... python bench/minimal/wsgi.py migrate           # create its tables
+
+It is served like our server, with production's gunicorn settings (gthread, WEB_WORKERS x
+WEB_THREADS), so the two differ only in what the product does per request.
 
 Each step is what ../shared/perf.md measured as the minimal Django: the JWT checked with
 PyJWT in the view, then one ORM statement (GET /contact: a SELECT; POST /contact: an
 INSERT; POST /callLog: a SELECT and an INSERT in one transaction). The database options
-are our server's (persistent connections, server-side binding, prepared statements), so
-the two differ only in what the product does per request.
+are our server's: server-side binding and prepared statements; persistent connections,
+or with DB_POOL_MAX_SIZE=N (PostgreSQL) a psycopg pool of N connections per process.
+
+With BENCH_CRM_DELAY_MS=N each step first waits N ms, once, as our server waits for the
+one CRM call of each route of this flow (findContact, createContact, createCallLog); a
+pooled connection goes back to the pool before the wait, as ours does (connector/db.py).
+Then it is the ceiling of the stack with that CRM: threads, the GIL, the pool.
 """
 
 from __future__ import annotations
@@ -16,6 +24,7 @@ import json
 import os
 import secrets
 import sys
+import time
 from pathlib import Path
 
 import django
@@ -26,10 +35,21 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 JWT_SECRET = os.environ.get("APP_SERVER_SECRET_KEY") or secrets.token_urlsafe(48)
 
+CRM_DELAY_S = float(os.environ.get("BENCH_CRM_DELAY_MS") or 0) / 1000
+POOL_MAX_SIZE = int(os.environ.get("DB_POOL_MAX_SIZE") or 0)
+
 _db = environ.Env().db_url_config(os.environ["DATABASE_URL"])
 _db["CONN_MAX_AGE"] = 600
 if _db["ENGINE"] == "django.db.backends.postgresql":
     _db["OPTIONS"] = {"server_side_binding": True, "prepare_threshold": 5}
+    if POOL_MAX_SIZE:  # as config/settings.py does
+        _db["OPTIONS"]["pool"] = {
+            "min_size": min(2, POOL_MAX_SIZE),
+            "max_size": POOL_MAX_SIZE,
+            "timeout": 10.0,
+        }
+        _db["CONN_MAX_AGE"] = 0
+        _db["CONN_HEALTH_CHECKS"] = True
 else:
     _db["OPTIONS"] = {"timeout": 20, "transaction_mode": "IMMEDIATE",
                       "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"}  # fmt: skip
@@ -49,7 +69,7 @@ django.setup()
 
 import jwt  # noqa: E402
 from django.core.handlers.wsgi import WSGIHandler  # noqa: E402
-from django.db import transaction  # noqa: E402
+from django.db import connection, transaction  # noqa: E402
 from django.http import HttpResponse, JsonResponse  # noqa: E402
 from django.urls import path  # noqa: E402
 from django.views.decorators.csrf import csrf_exempt  # noqa: E402
@@ -62,6 +82,14 @@ def _user(request) -> dict | None:
         return jwt.decode(request.GET.get("jwtToken", ""), JWT_SECRET, algorithms=["HS256"])
     except jwt.InvalidTokenError:
         return None
+
+
+def _crm_wait() -> None:
+    """The CRM's round trip of this step: the pooled connection goes back first."""
+    if CRM_DELAY_S > 0:
+        if POOL_MAX_SIZE and connection.connection is not None:
+            connection.close()
+        time.sleep(CRM_DELAY_S)
 
 
 def _unauthorized() -> HttpResponse:
@@ -84,6 +112,7 @@ def api_key_login(request):
 def contact(request):
     if _user(request) is None:
         return _unauthorized()
+    _crm_wait()
     if request.method == "GET":
         phone = request.GET.get("phoneNumber", "").strip()
         found = list(Contact.objects.filter(phone_number=f"+{phone.lstrip('+')}").values("id", "name")[:20])
@@ -101,6 +130,7 @@ def call_log(request):
         return _unauthorized()
     body = json.loads(request.body)
     info = body["logInfo"]
+    _crm_wait()
     with transaction.atomic():
         if CallLog.objects.filter(session_id=info["sessionId"]).exists():
             return JsonResponse({"successful": False, "returnMessage": {"message": "Existing log"}})
