@@ -101,13 +101,17 @@ DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=
 # request that finds it instead.
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = env.bool("CONN_HEALTH_CHECKS", default=False)
 # PostgreSQL: a psycopg connection pool per process (Django's OPTIONS["pool"]) of at most
-# DB_POOL_MAX_SIZE connections; 0 keeps one persistent connection per thread instead. A
-# thread gives its connection back before every CRM call (connector.crm.base), so a pool
-# far smaller than the threads serves them: each holds a connection for its milliseconds
-# of SQL, not for the CRM's round trips.
+# DB_POOL_MAX_SIZE connections; 0 keeps one persistent connection per thread instead. With
+# a pool smaller than the threads of a process (WEB_THREADS), a thread gives its connection
+# back before every CRM call (connector.db), so the pool serves them all: each holds a
+# connection for its milliseconds of SQL, not for the CRM's round trips. That costs a
+# checkout after each CRM call, so a pool as large as the threads keeps connections for
+# the whole request instead.
 DB_POOL_MAX_SIZE = env.int("DB_POOL_MAX_SIZE", default=0)
+WEB_THREADS = env.int("WEB_THREADS", default=64)
 if DB_POOL_MAX_SIZE < 0:
     raise ImproperlyConfigured("DB_POOL_MAX_SIZE must be 0 (no pool) or a positive number.")
+_DB_POOLED = bool(DB_POOL_MAX_SIZE) and DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     if DB_POOL_MAX_SIZE:
         DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
@@ -223,7 +227,9 @@ CONNECTOR = {
     "OUTBOUND_TIMEOUT_SECONDS": _OUTBOUND_TIMEOUT,
     # Connections per host in each outbound HTTP session's pool: as many as the threads of
     # a server process (WEB_THREADS), which may all call one CRM at once.
-    "OUTBOUND_POOL_MAXSIZE": env.int("OUTBOUND_POOL_MAXSIZE", default=env.int("WEB_THREADS", default=64)),
+    "OUTBOUND_POOL_MAXSIZE": env.int("OUTBOUND_POOL_MAXSIZE", default=WEB_THREADS),
+    # Give the database connection back to the pool before each CRM call (see DB_POOL_MAX_SIZE).
+    "DB_RELEASE_FOR_CRM_CALLS": _DB_POOLED and DB_POOL_MAX_SIZE < WEB_THREADS,
     # How long a claimed call or message log belongs to the request that claimed it, from
     # the claim and again from the start of its CRM write; once it lapses (the request
     # died), the next request, retry or recovery task for the same log takes it over.

@@ -19,6 +19,8 @@ DEFAULTS: dict[str, Any] = {
     "OUTBOUND_TIMEOUT_SECONDS": 10.0,
     # connections per host in each outbound HTTP session's pool: the threads that may call
     "OUTBOUND_POOL_MAXSIZE": 64,
+    # give a pooled database connection back before each CRM call (config/settings.py)
+    "DB_RELEASE_FOR_CRM_CALLS": False,
     # a claimed call or message log belongs to its request this long (see logs.services)
     "LOG_LEASE_SECONDS": 25.0,
 }

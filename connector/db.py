@@ -15,9 +15,11 @@ from collections.abc import Sequence
 from functools import cache
 from typing import Any
 
-from django.db import DEFAULT_DB_ALIAS, connection, connections
+from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
 from django.db.models import Field, Model
 from django.utils import timezone
+
+from connector.conf import connector_settings
 
 
 class CrmCallInTransaction(RuntimeError):
@@ -35,16 +37,19 @@ def in_transaction() -> bool:
 
 
 def connection_release_before_crm_call(*, keep: bool, operation: str) -> None:
-    """Before a CRM call: refuse to run inside a transaction, and give a pooled connection
-    back to its pool unless `keep` (the CRM itself uses our database).
+    """Before a CRM call: refuse to run inside a transaction, and, when
+    CONNECTOR["DB_RELEASE_FOR_CRM_CALLS"] (a pool smaller than the threads), give the
+    pooled connection back to its pool unless `keep` (the CRM itself uses our database).
 
     The next statement takes a connection from the pool again (checked first, so one the
-    server dropped meanwhile is replaced). Without a pool the connection stays: a
-    persistent one costs nothing to keep, and a new one costs a connect.
+    server dropped meanwhile is replaced). Otherwise the connection stays for the whole
+    request: a persistent or pooled one costs nothing to keep, and a checkout costs CPU.
     """
     if in_transaction():
         raise CrmCallInTransaction(f"CRM call {operation} inside a database transaction")
-    if not keep and connection.connection is not None and getattr(connection, "pool", None) is not None:
+    if keep or connection.connection is None or not connector_settings.DB_RELEASE_FOR_CRM_CALLS:
+        return
+    if getattr(connection, "pool", None) is not None:
         connection.close()
 
 
@@ -124,3 +129,81 @@ def insert_returning_pk(
         cursor.execute(sql, params)
         row = cursor.fetchone()
     return row[0] if row else None
+
+
+def _update_sql(
+    model: type[Model], values: dict[str, Any], where: dict[str, Any], increment: str
+) -> tuple[str, list[Any]]:
+    conn = connections[DEFAULT_DB_ALIAS]
+    fields = _fields(model, conn.vendor)
+    assignments, params = [], []
+    for name, value in values.items():
+        field, column = fields[name]
+        assignments.append(f"{column} = %s")
+        params.append(field.get_db_prep_save(value, conn) if value is not None else None)
+    if increment:
+        column = fields[increment][1]
+        assignments.append(f"{column} = {column} + 1")
+    conditions = []
+    for name, value in where.items():
+        field, column = fields[name]
+        conditions.append(f"{column} = %s")
+        params.append(field.get_db_prep_save(value, conn))
+    sql = f"UPDATE {_table(model)} SET {', '.join(assignments)} WHERE {' AND '.join(conditions)}"  # noqa: S608
+    return sql, params
+
+
+def update_where(
+    model: type[Model], values: dict[str, Any], *, where: dict[str, Any], increment: str = ""
+) -> int:
+    """`UPDATE` the rows matching `where` (field = value, all of them) to `values` (None
+    writes NULL); `increment` names an integer field to add one to. Returns the number of
+    rows updated: with a compare-and-set in `where`, whether this caller still held it."""
+    sql, params = _update_sql(model, values, where, increment)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.rowcount
+
+
+def update_where_and_insert(
+    model: type[Model],
+    values: dict[str, Any],
+    *,
+    where: dict[str, Any],
+    increment: str = "",
+    rows_model: type[Model],
+    rows: Sequence[dict[str, Any]],
+) -> bool:
+    """`update_where`, and insert `rows` (of `rows_model`, all with the same non-None
+    fields) only if a row was updated: all or nothing. Returns whether a row was updated.
+
+    On PostgreSQL this is one statement (the UPDATE in a CTE that the INSERT reads: one
+    round trip, one commit); elsewhere an UPDATE then an INSERT in a transaction.
+    """
+    update_sql, update_params = _update_sql(model, values, where, increment)
+    if not rows:
+        with connection.cursor() as cursor:
+            cursor.execute(update_sql, update_params)
+            return cursor.rowcount > 0
+    conn = connections[DEFAULT_DB_ALIAS]
+    fields = _fields(rows_model, conn.vendor)
+    names = list(rows[0])
+    columns = ", ".join(fields[name][1] for name in names)
+    params = [fields[name][0].get_db_prep_save(row[name], conn) for row in rows for name in names]
+    if conn.vendor == "postgresql":
+        # Each row is a SELECT over the CTE: it yields a row only if the UPDATE matched.
+        select = "SELECT " + ", ".join(["%s"] * len(names)) + " FROM updated"  # noqa: S608
+        sql = (
+            f"WITH updated AS ({update_sql} RETURNING 1) "
+            f"INSERT INTO {_table(rows_model)} ({columns}) {' UNION ALL '.join([select] * len(rows))}"
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [*update_params, *params])
+            return cursor.rowcount > 0
+    values_sql = ", ".join(["(" + ", ".join(["%s"] * len(names)) + ")"] * len(rows))
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(update_sql, update_params)
+        if cursor.rowcount == 0:
+            return False
+        cursor.execute(f"INSERT INTO {_table(rows_model)} ({columns}) VALUES {values_sql}", params)  # noqa: S608
+        return True
