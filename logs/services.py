@@ -431,12 +431,16 @@ def _seconds(duration: Any) -> int | None:
     return None
 
 
-def _call_log_claim(*, user: CrmUser, request: CallLogRequest, token: str) -> tuple[CallLog, bool]:
+def _call_log_claim(
+    *, user: CrmUser, request: CallLogRequest, token: str, decision: ContactDecision | None = None
+) -> tuple[CallLog, bool, bool]:
     """Insert the pending row for this call under the lease `token`, or take over a failed,
     skipped or abandoned one.
 
-    Returns the row and whether this request holds it; a row that is logged, unconfirmed
-    or held by a live request belongs to someone else (the duplicate case).
+    Returns the row, whether this request holds it, and whether it is new; a row that is
+    logged, unconfirmed or held by a live request belongs to someone else (the duplicate
+    case). A `decision` made before the claim goes into a new row with its write mark (see
+    `call_log_create`); a row taken over gets neither, since it may need reconciling first.
     """
     info = request.log_info
     duration = info.get("duration")
@@ -459,8 +463,10 @@ def _call_log_claim(*, user: CrmUser, request: CallLogRequest, token: str) -> tu
             hashed_extension_id=request.hashed_extension_id, extension_number=request.extension_number
         ),
     }
-    lease = {"lease_owner": token, "lease_until": timezone.now() + timedelta(seconds=_lease_seconds())}
-    row = with_defaults(CallLog, {**key, **fields, **lease})
+    now = timezone.now()
+    lease = {"lease_owner": token, "lease_until": now + timedelta(seconds=_lease_seconds())}
+    decided = {**_decision_fields(decision), "crm_write_started_at": now} if decision is not None else {}
+    row = with_defaults(CallLog, {**key, **fields, **lease, **decided})
     # The usual case, a session never seen, in one statement (the ORM's SELECT and INSERT in
     # a transaction were a fifth of POST /callLog, bench/profile.py): insert unless the
     # session has any row; a concurrent twin hits the unique key and inserts nothing.
@@ -474,7 +480,7 @@ def _call_log_claim(*, user: CrmUser, request: CallLogRequest, token: str) -> tu
         ignore_conflicts=True,
     )
     if pk is not None:
-        return CallLog(pk=pk, **{**row, "user": user}), True
+        return CallLog(pk=pk, **{**row, "user": user}), True, True
     # The session has rows: App Connect's identity rules decide whether one is this log (a
     # row logged with only the extension number matches a request with the hashed id, ...).
     existing = identity_match(
@@ -485,10 +491,10 @@ def _call_log_claim(*, user: CrmUser, request: CallLogRequest, token: str) -> tu
     if existing is None:
         pk = insert_returning_pk(CallLog, row, ignore_conflicts=True)
         if pk is not None:
-            return CallLog(pk=pk, **{**row, "user": user}), True
+            return CallLog(pk=pk, **{**row, "user": user}), True, True
         existing = CallLog.objects.get(**{**key, "user": user})
     held = _is_takeable(existing, skipped=True) and _take_over(existing, token=token, skipped=True, **fields)
-    return existing, held
+    return existing, held, False
 
 
 def call_log_key(log: CallLog) -> str:
@@ -497,14 +503,21 @@ def call_log_key(log: CallLog) -> str:
 
 
 def _call_log_process(
-    lease: _Lease, *, user: CrmUser, client: CrmClient, request: CallLogRequest, events: Events
+    lease: _Lease,
+    *,
+    user: CrmUser,
+    client: CrmClient,
+    request: CallLogRequest,
+    events: Events,
+    marked: ContactDecision | None = None,
 ) -> LogOutcome:
     """The rest of the pipeline for a held call row: reconcile a write an earlier attempt
-    began, else decide the contact, write the CRM activity and record the outcome."""
+    began, else decide the contact, write the CRM activity and record the outcome.
+    `marked` is the decision a new row was claimed with, its write already marked."""
     row = lease.row
     assert isinstance(row, CallLog)
     log_key = call_log_key(row)
-    if row.crm_write_started_at is not None:
+    if marked is None and row.crm_write_started_at is not None:
         found, outcome = _reconcile(
             lease, user=user, client=client, kind="call", log_key=log_key, events=events
         )
@@ -513,15 +526,7 @@ def _call_log_process(
         if found:
             logged = return_message("Call logged", message_type="success", ttl=2000)
             return LogOutcome(successful=True, log_id=found, return_message=logged)
-    given = _given_contact(request.contact_id, request.raw_number, request.contact_type, request.contact_name)
-    decision = contact_decide(
-        user=user,
-        client=client,
-        phone_number=request.phone_number,
-        raw_number=request.raw_number,
-        given_contact=given,
-        caller_id_name=_caller_id_name(request.log_info),
-    )
+    decision = marked or _call_log_decide(user=user, client=client, request=request)
     events.append(_decision_event(decision))
     if decision.contact is None:
         return _finish_without_contact(lease, decision, events)
@@ -532,7 +537,7 @@ def _call_log_process(
         timezone_offset=user.timezone_offset,
         log_format=client.get_log_format_type(),
     )
-    if not _write_begin(lease, decision):
+    if marked is None and not _write_begin(lease, decision):
         return LogOutcome(successful=False, return_message=return_message(IN_FLIGHT_TEXT, ttl=3000))
     try:
         result = client.create_call_log(
@@ -570,6 +575,18 @@ def _call_log_process(
     return LogOutcome(successful=True, log_id=result.log_id, return_message=result.return_message)
 
 
+def _call_log_decide(*, user: CrmUser, client: CrmClient, request: CallLogRequest) -> ContactDecision:
+    given = _given_contact(request.contact_id, request.raw_number, request.contact_type, request.contact_name)
+    return contact_decide(
+        user=user,
+        client=client,
+        phone_number=request.phone_number,
+        raw_number=request.raw_number,
+        given_contact=given,
+        caller_id_name=_caller_id_name(request.log_info),
+    )
+
+
 def _caller_id_name(log_info: JsonDict) -> str:
     party = log_info.get("from") if log_info.get("direction") == "Inbound" else log_info.get("to")
     return str((party or {}).get("name") or "")
@@ -590,7 +607,12 @@ def call_log_create(*, user_id: str, request: CallLogRequest) -> LogOutcome:
     if request.is_from_sscl and not request.note:
         request.note = cache.get(_note_cache_key(user.pk, request.session_id)) or ""
     token = _new_token()
-    log, held = _call_log_claim(user=user, request=request, token=token)
+    # A call against the contact the request names needs no CRM call to decide (the
+    # manual flow, most calls): decided first, the claim of a new row also marks its write,
+    # one statement fewer on the way to the CRM.
+    decided = _call_log_decide(user=user, client=client, request=request) if request.contact_id else None
+    log, held, new = _call_log_claim(user=user, request=request, token=token, decision=decided)
+    marked = decided if new else None
     if not held and log.status == LogStatus.PENDING:
         held = _await_holder(log, token=token)
     if not held:
@@ -601,9 +623,11 @@ def call_log_create(*, user_id: str, request: CallLogRequest) -> LogOutcome:
         existing = f"Existing log for session {request.session_id}"
         return LogOutcome(successful=False, return_message=_not_held_message(log, existing=existing))
     events: Events = [(EventKind.REQUESTED, "", {"attempt": log.attempts + 1, "sscl": request.is_from_sscl})]
-    if log.attempts or log.crm_write_started_at is not None:
+    if not new and (log.attempts or log.crm_write_started_at is not None):
         events.insert(0, (EventKind.RETRIED, "", {"previousAttempts": log.attempts, "by": "client"}))
-    return _call_log_process(_Lease(log, token), user=user, client=client, request=request, events=events)
+    return _call_log_process(
+        _Lease(log, token), user=user, client=client, request=request, events=events, marked=marked
+    )
 
 
 def _retry_take(row: CallLog | MessageLog, *, token: str, resend: bool) -> bool:

@@ -38,11 +38,18 @@ class Died(BaseException):
 
 
 class CrashingCrm(BuiltinCrmClient):
-    """The built-in CRM; `die_after` names a write after which the request dies, and
-    `lose_answer` one whose answer is lost (the CRM wrote it; the caller sees a timeout)."""
+    """The built-in CRM; `die_before` and `die_after` name a write before or after which the
+    request dies, and `lose_answer` one whose answer is lost (the CRM wrote it; the caller
+    sees a timeout)."""
 
+    die_before: ClassVar[set[str]] = set()
     die_after: ClassVar[set[str]] = set()
     lose_answer: ClassVar[set[str]] = set()
+
+    def _before(self, operation: str) -> None:
+        if operation in self.die_before:
+            self.die_before.discard(operation)
+            raise Died(f"before {operation}")
 
     def _after(self, operation: str, result: Any) -> Any:
         if operation in self.die_after:
@@ -54,6 +61,7 @@ class CrashingCrm(BuiltinCrmClient):
         return result
 
     def create_call_log(self, *, user: CrmUser, contact: LogContact, data: CallLogInput) -> LogResult:
+        self._before("create_call_log")
         return self._after("create_call_log", super().create_call_log(user=user, contact=contact, data=data))
 
     def create_message_log(self, *, user: CrmUser, contact: LogContact, data: MessageLogInput) -> LogResult:
@@ -81,11 +89,11 @@ def crm(settings, login) -> Iterator[tuple[CrmUser, ApiClient]]:
         },
         "LOG_LEASE_SECONDS": LEASE,
     }
-    CrashingCrm.die_after.clear()
-    CrashingCrm.lose_answer.clear()
+    for planned in (CrashingCrm.die_before, CrashingCrm.die_after, CrashingCrm.lose_answer):
+        planned.clear()
     yield login("dana", platform="crashing")
-    CrashingCrm.die_after.clear()
-    CrashingCrm.lose_answer.clear()
+    for planned in (CrashingCrm.die_before, CrashingCrm.die_after, CrashingCrm.lose_answer):
+        planned.clear()
 
 
 @pytest.fixture
@@ -132,9 +140,31 @@ def test_a_request_that_died_after_the_crm_write_is_found_there_by_the_clients_r
     assert log.events.get(kind=EventKind.CRM_CHECKED).detail == {"found": True, "crmLogId": str(activity.pk)}
 
 
-def test_a_request_that_died_before_the_crm_write_is_sent_by_the_clients_retry(crm, monkeypatch) -> None:
+def test_a_request_that_died_before_the_crm_write_is_sent_by_the_clients_retry(crm) -> None:
     _, api = crm
     contact = BuiltinContactFactory(phone_numbers=["+14155550100"])
+    CrashingCrm.die_before.add("create_call_log")
+    with pytest.raises(Died):
+        api.post("/callLog", a_call(contact))
+    log = CallLog.objects.get()
+    assert log.status == LogStatus.PENDING and log.crm_write_started_at is not None
+    lease_lapses()
+
+    answer = api.post("/callLog", a_call(contact)).json()
+
+    assert answer["successful"] is True
+    assert BuiltinActivity.objects.count() == 1
+    log.refresh_from_db()
+    assert log.status == LogStatus.LOGGED
+    assert log.events.get(kind=EventKind.CRM_CHECKED).detail == {"found": False, "crmLogId": ""}
+
+
+def test_a_request_that_died_deciding_an_unknown_caller_is_finished_by_the_clients_retry(
+    crm, monkeypatch
+) -> None:
+    """The automatic flow claims first and decides after (the lookup is a CRM call)."""
+    _, api = crm
+    BuiltinContactFactory(phone_numbers=["+14155550100"])
 
     def die(*args: Any, **kwargs: Any) -> Any:
         raise Died("claimed, then died")
@@ -142,15 +172,16 @@ def test_a_request_that_died_before_the_crm_write_is_sent_by_the_clients_retry(c
     with monkeypatch.context() as patch:
         patch.setattr(services, "contact_decide", die)
         with pytest.raises(Died):
-            api.post("/callLog", a_call(contact))
-    assert CallLog.objects.get().status == LogStatus.PENDING
+            api.post("/callLog", call_body(session_id="s-1"))
+    log = CallLog.objects.get()
+    assert log.status == LogStatus.PENDING and log.crm_write_started_at is None
     lease_lapses()
 
-    answer = api.post("/callLog", a_call(contact)).json()
+    answer = api.post("/callLog", call_body(session_id="s-1")).json()
 
     assert answer["successful"] is True
     assert BuiltinActivity.objects.count() == 1
-    assert CallLog.objects.get().status == LogStatus.LOGGED
+    assert EventKind.CRM_CHECKED not in kinds(CallLog.objects.get())
 
 
 def test_a_retry_while_the_first_request_still_holds_the_call_is_told_to_try_again(crm, monkeypatch) -> None:
@@ -179,10 +210,9 @@ def test_the_recovery_task_finishes_what_dead_requests_left(crm, monkeypatch) ->
     CrashingCrm.die_after.add("create_call_log")
     with pytest.raises(Died):
         api.post("/callLog", a_call(contact, "written"))
-    with monkeypatch.context() as patch:
-        patch.setattr(services, "contact_decide", lambda **kwargs: (_ for _ in ()).throw(Died("decide")))
-        with pytest.raises(Died):
-            api.post("/callLog", a_call(contact, "claimed"))
+    CrashingCrm.die_before.add("create_call_log")
+    with pytest.raises(Died):
+        api.post("/callLog", a_call(contact, "claimed"))
     lease_lapses()
 
     summary = logs_recover()
@@ -287,8 +317,9 @@ def test_a_crm_that_cannot_be_asked_leaves_the_call_for_an_admin(blind, admin_cl
 
 
 def test_a_request_whose_claim_was_taken_over_writes_nothing(crm, monkeypatch) -> None:
+    """Deciding an unknown caller takes CRM calls, after the claim: the lease may lapse."""
     _, api = crm
-    contact = BuiltinContactFactory(phone_numbers=["+14155550100"])
+    BuiltinContactFactory(phone_numbers=["+14155550100"])
     decide = services.contact_decide
 
     def slow_decide(**kwargs: Any) -> Any:
@@ -298,7 +329,7 @@ def test_a_request_whose_claim_was_taken_over_writes_nothing(crm, monkeypatch) -
 
     monkeypatch.setattr(services, "contact_decide", slow_decide)
 
-    answer = api.post("/callLog", a_call(contact)).json()
+    answer = api.post("/callLog", call_body(session_id="s-1")).json()
 
     assert answer["returnMessage"]["message"] == IN_FLIGHT_TEXT
     assert BuiltinActivity.objects.count() == 0

@@ -19,9 +19,10 @@ BUDGETS = {
     # user; the registry row claimed unless the same contact was asked for; the built-in
     # CRM's contact + number (a transaction); the registry row ready
     "POST /contact": 7,
-    # user; claim; placeholder?; the write mark; the built-in CRM's contact check, activity
-    # and its key (a transaction); the outcome and events
-    "POST /callLog": {"postgresql": 10, "sqlite": 13},
+    # user; placeholder? (the named contact); the claim, with the decision and the write
+    # mark; the built-in CRM's contact check, activity and its key (a transaction); the
+    # outcome and events
+    "POST /callLog": {"postgresql": 9, "sqlite": 12},
     # user; placeholder?; the day's activity?; claim; the write mark; the built-in CRM's
     # contact check, activity and key (a transaction); the outcome and events
     "POST /messageLog": {"postgresql": 11, "sqlite": 14},
