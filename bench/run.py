@@ -143,14 +143,11 @@ OUR_PLATFORM = "builtin"
 MEMORY_PLATFORM = "memory"  # bench/memory_crm.py (or slow_crm.py), like the peer's peercrm
 MEMORY_CRM = "memory_crm.MemoryCrmClient"
 SLOW_CRM = "slow_crm.SlowMemoryCrmClient"
-# psycopg pool per worker process. A thread holds a connection only for its SQL (it gives
-# it back before every CRM call, connector/db.py), a few ms per request, and one thread
-# per process runs Python at a time (the GIL): a handful of connections are busy at
-# once. 16 leaves room for bursts and for holders waiting on the GIL, and 16 x 2-4
-# workers stays well under PostgreSQL's default max_connections (100) with the peer's
-# pool and maintenance beside it. Without a pool every thread keeps its own connection:
-# 2 x 64 threads would need 128.
-DEFAULT_DB_POOL = 16
+# psycopg pool per worker process: production's default (DB_POOL_MAX_SIZE in
+# config/settings.py): none, one persistent connection per thread. With a pool smaller
+# than the threads, a thread holds a connection only for its SQL (it gives it back
+# before every CRM call, connector/db.py).
+DEFAULT_DB_POOL = 0
 MIB = 1024 * 1024
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -667,6 +664,7 @@ def start_gunicorn(
         "WEB_THREADS": str(spec.threads),
         # Where the benchmark's CRM connectors and the minimal reference live.
         "PYTHONPATH": str(BENCH_DIR),
+        **dict(item.split("=", 1) for item in args.server_env),
     }
     cmd = gunicorn_command(app)
     log_path = logdir / f"{log_name}-{port}.log"
@@ -679,6 +677,7 @@ def start_gunicorn(
     settings = {
         k: server_env[k] for k in ("WEB_WORKERS", "WEB_THREADS", "DB_POOL_MAX_SIZE") if k in server_env
     }
+    settings.update(dict(item.split("=", 1) for item in args.server_env))
     info = {
         "workers": spec.workers,
         "threads": spec.threads,
@@ -1382,6 +1381,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             help=f"run our server once per value of {what} (e.g. {example}; combined with the other "
             "sweeps) beside the peer, to choose the settings",
         )
+    ap.add_argument(
+        "--server-env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="one more environment variable for our server and the minimal reference (repeatable), "
+        "e.g. WEB_GIL_SWITCH_MS=1",
+    )
     ap.add_argument("--conn-max-age", type=int, default=600, help="our CONN_MAX_AGE without a pool [600]")
     ap.add_argument("--cache-url", default="locmemcache://", help="our CACHE_URL [locmemcache://]")
     ap.add_argument("--log-level", default="INFO", help="our LOG_LEVEL (production default) [INFO]")

@@ -12,7 +12,9 @@ command-line flags still win over this file.
 import os
 
 _workers = int(os.environ.get("WEB_WORKERS", "2"))
-_threads = int(os.environ.get("WEB_THREADS", "64"))
+# 2 x 40 threads, each with its persistent database connection, stay under PostgreSQL's
+# default max_connections (100); with DB_POOL_MAX_SIZE, more threads can share fewer.
+_threads = int(os.environ.get("WEB_THREADS", "40"))
 
 bind = os.environ.get("WEB_BIND", "127.0.0.1:8000")
 worker_class = "gthread"

@@ -101,14 +101,14 @@ DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=
 # request that finds it instead.
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = env.bool("CONN_HEALTH_CHECKS", default=False)
 # PostgreSQL: a psycopg connection pool per process (Django's OPTIONS["pool"]) of at most
-# DB_POOL_MAX_SIZE connections; 0 keeps one persistent connection per thread instead. With
-# a pool smaller than the threads of a process (WEB_THREADS), a thread gives its connection
-# back before every CRM call (connector.db), so the pool serves them all: each holds a
-# connection for its milliseconds of SQL, not for the CRM's round trips. That costs a
-# checkout after each CRM call, so a pool as large as the threads keeps connections for
-# the whole request instead.
+# DB_POOL_MAX_SIZE connections; 0, the default, keeps one persistent connection per thread
+# (measured cheapest: bench/run.py, README "Serving in production"). With a pool smaller
+# than the threads of a process (WEB_THREADS), a thread gives its connection back before
+# every CRM call (connector.db), so the pool serves them all: each holds a connection for
+# its milliseconds of SQL, not for the CRM's round trips, at the cost of a checkout after
+# each CRM call. A pool as large as the threads keeps connections for the whole request.
 DB_POOL_MAX_SIZE = env.int("DB_POOL_MAX_SIZE", default=0)
-WEB_THREADS = env.int("WEB_THREADS", default=64)
+WEB_THREADS = env.int("WEB_THREADS", default=40)  # as config/gunicorn.conf.py reads it
 if DB_POOL_MAX_SIZE < 0:
     raise ImproperlyConfigured("DB_POOL_MAX_SIZE must be 0 (no pool) or a positive number.")
 _DB_POOLED = bool(DB_POOL_MAX_SIZE) and DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
@@ -121,9 +121,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
             "timeout": env.float("DB_POOL_TIMEOUT_SECONDS", default=10.0),
         }
         # The pool keeps connections; Django must not also keep one per thread. A pooled
-        # connection is checked when taken, so one killed by the server fails no request.
+        # connection is checked when taken (unless CONN_HEALTH_CHECKS says otherwise), so
+        # one killed by the server fails no request.
         DATABASES["default"]["CONN_MAX_AGE"] = 0
-        DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+        DATABASES["default"]["CONN_HEALTH_CHECKS"] = env.bool("CONN_HEALTH_CHECKS", default=True)
     # Parameters travel apart from the SQL, and psycopg prepares a statement once a
     # connection has run it DB_PREPARE_THRESHOLD times, so PostgreSQL neither parses nor
     # plans the hot queries again. Django turns preparing off unless asked; turned on, the

@@ -18,7 +18,7 @@ DEFAULTS: dict[str, Any] = {
     # every outbound HTTP call (CRMs, RingCentral) gives up after this many seconds
     "OUTBOUND_TIMEOUT_SECONDS": 10.0,
     # connections per host in each outbound HTTP session's pool: the threads that may call
-    "OUTBOUND_POOL_MAXSIZE": 64,
+    "OUTBOUND_POOL_MAXSIZE": 40,
     # give a pooled database connection back before each CRM call (config/settings.py)
     "DB_RELEASE_FOR_CRM_CALLS": False,
     # a claimed call or message log belongs to its request this long (see logs.services)

@@ -145,7 +145,20 @@ CONTACT_FIELDSET: tuple[str, _FieldOpts] = (
 )
 OUTCOME_FIELDSET: tuple[str, _FieldOpts] = (
     "Outcome",
-    {"fields": ("status", "attempts", "last_error_text", "crm_log_id", "created_at", "updated_at")},
+    {
+        "fields": (
+            "status",
+            "attempts",
+            "last_error_text",
+            "crm_log_id",
+            # when a write began whose outcome is not known (an unconfirmed log's clue for
+            # the admin who looks in the CRM), and until when a request holds the log
+            "crm_write_started_at",
+            "lease_until",
+            "created_at",
+            "updated_at",
+        )
+    },
 )
 
 
@@ -375,6 +388,8 @@ class CallLogAdmin(LogHistoryAdmin):
         "status",
         "attempts",
         "crm_log_id",
+        "crm_write_started_at",
+        "lease_until",
         "created_at",
         "updated_at",
     )
@@ -480,6 +495,8 @@ class MessageLogAdmin(LogHistoryAdmin):
         "status",
         "attempts",
         "crm_log_id",
+        "crm_write_started_at",
+        "lease_until",
         "created_at",
         "updated_at",
     )

@@ -11,6 +11,9 @@ os.environ.setdefault("HASH_KEY", "test-only-hash-key-0123456789abcdef0123456789
 os.environ.setdefault("SESSION_COOKIE_SECURE", "false")
 os.environ.setdefault("CSRF_COOKIE_SECURE", "false")
 os.environ.setdefault("CONN_MAX_AGE", "0")
+# No connection pool in the test process (pytest-django's databases, threads of their own);
+# the suites that run the production server give it one (tests/faults, tests/test_serving.py).
+os.environ.setdefault("DB_POOL_MAX_SIZE", "0")
 # Nothing may leave the machine: a RingCentral call the test did not fake goes nowhere.
 os.environ.setdefault("RINGCENTRAL_SERVER", "http://127.0.0.1:9")
 

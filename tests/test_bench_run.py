@@ -49,7 +49,7 @@ def test_workers_and_threads_default_to_the_gunicorn_conf(bench_run, monkeypatch
     assert conf["worker_class"] == "gthread"
     args = bench_run.parse_args([])
     assert (args.workers, args.threads) == (conf["workers"], conf["threads"])
-    assert args.db_pool == bench_run.DEFAULT_DB_POOL == 16
+    assert args.db_pool == bench_run.DEFAULT_DB_POOL == 0  # production: one connection per thread
     # The environment of the benchmark's own process does not leak into the defaults.
     monkeypatch.setenv("WEB_THREADS", "3")
     assert bench_run.parse_args([]).threads == conf["threads"]

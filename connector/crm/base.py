@@ -245,10 +245,10 @@ class CrmClient(abc.ABC):
 
     Every CRM call (`CRM_CALLS`) a subclass defines is wrapped, without the subclass doing
     anything: it refuses to run inside a database transaction (a CRM answers in hundreds
-    of milliseconds; no lock or transaction may wait on it), and gives a pooled database
-    connection back to the pool first, so a thread holds no connection while the CRM
-    answers. A connector that keeps its data in our database (`uses_database`, the
-    built-in CRM) keeps its connection.
+    of milliseconds; no lock or transaction may wait on it), and, when the connection pool
+    is smaller than the threads, gives the pooled connection back first, so a thread
+    holds no connection while the CRM answers (`connector.db`). A connector that keeps
+    its data in our database (`uses_database`, the built-in CRM) keeps its connection.
     """
 
     auth_type: ClassVar[str] = AuthType.API_KEY
