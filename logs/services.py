@@ -662,24 +662,42 @@ def call_log_retry(*, log: CallLog, by: str = "admin", resend: bool = False) -> 
     decide again and find the placeholder an earlier attempt created. `by` names who
     retried ("admin", "task") on the trail.
     """
-    row = CallLog.objects.select_related("user").filter(pk=log.pk).first()
+    taken = _retry_start(CallLog, log.pk, resend=resend)
+    if isinstance(taken, LogOutcome):
+        return taken
+    row, token = taken
+    assert isinstance(row, CallLog)
+    request = CallLogRequest.from_payload(row.payload)
+    if row.decided_by == DecidedBy.USER and row.contact_id:
+        request.contact_id = row.contact_id
+    events: Events = [_retried_event(row, by=by, resend=resend)]
+    client = crm_registry.get(row.user.platform)
+    return _call_log_process(_Lease(row, token), user=row.user, client=client, request=request, events=events)
+
+
+def _retry_start(
+    model: type[CallLog] | type[MessageLog], pk: int, *, resend: bool
+) -> tuple[CallLog | MessageLog, str] | LogOutcome:
+    """Read a log with its user and take it over for a retry (see `_retry_take`): the row
+    and the lease token, or the answer when there is nothing to retry."""
+    row = model.objects.select_related("user").filter(pk=pk).first()
     if row is None:
         return LogOutcome(successful=False, return_message=return_message(_NOTHING_TO_RETRY))
-    user = row.user
-    if not user.is_connected:
+    if not row.user.is_connected:
         return LogOutcome(successful=False, return_message=return_message(_NOT_CONNECTED))
     token = _new_token()
     if not _retry_take(row, token=token, resend=resend):
         return LogOutcome(successful=False, return_message=return_message(_NOTHING_TO_RETRY))
-    request = CallLogRequest.from_payload(row.payload)
-    if row.decided_by == DecidedBy.USER and row.contact_id:
-        request.contact_id = row.contact_id
-    client = crm_registry.get(user.platform)
-    detail: JsonDict = {"previousAttempts": row.attempts, "by": by}
+    return row, token
+
+
+def _retried_event(
+    row: CallLog | MessageLog, *, by: str, resend: bool, **detail: Any
+) -> tuple[str, str, JsonDict]:
+    entry: JsonDict = {"previousAttempts": row.attempts, "by": by, **detail}
     if resend:
-        detail["resend"] = True
-    events: Events = [(EventKind.RETRIED, "", detail)]
-    return _call_log_process(_Lease(row, token), user=user, client=client, request=request, events=events)
+        entry["resend"] = True
+    return EventKind.RETRIED, "", entry
 
 
 def _call_fields(request: CallLogRequest) -> CallFields:
@@ -1270,23 +1288,17 @@ def message_log_retry(*, log: MessageLog, by: str = "admin", resend: bool = Fals
     messages and owner (rows stored before the owner was kept are rebuilt without it; the
     client's next request rewrites the conversation whole anyway).
     """
-    row = MessageLog.objects.select_related("user").filter(pk=log.pk).first()
-    if row is None:
-        return LogOutcome(successful=False, return_message=return_message(_NOTHING_TO_RETRY))
+    taken = _retry_start(MessageLog, log.pk, resend=resend)
+    if isinstance(taken, LogOutcome):
+        return taken
+    row, token = taken
+    assert isinstance(row, MessageLog)
     user = row.user
-    if not user.is_connected:
-        return LogOutcome(successful=False, return_message=return_message(_NOT_CONNECTED))
-    token = _new_token()
-    if not _retry_take(row, token=token, resend=resend):
-        return LogOutcome(successful=False, return_message=return_message(_NOTHING_TO_RETRY))
     client = crm_registry.get(user.platform)
     payload = row.payload or {}
     correspondents: list[JsonDict] = payload.get("correspondents") or []
     shared_messages: list[JsonDict] | None = payload.get("messages")
-    detail: JsonDict = {"previousAttempts": row.attempts, "by": by, "shared": bool(shared_messages)}
-    if resend:
-        detail["resend"] = True
-    events: Events = [(EventKind.RETRIED, "", detail)]
+    events: Events = [_retried_event(row, by=by, resend=resend, shared=bool(shared_messages))]
     given = (
         _given_contact(row.contact_id, row.phone_number, row.contact_type, row.contact_name)
         if row.decided_by == DecidedBy.USER

@@ -13,13 +13,9 @@ benchmark's business (bench/run.py --crm-delay-ms).
 from __future__ import annotations
 
 import concurrent.futures
-import os
-import signal
-import socket
 import sqlite3
 import subprocess
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,14 +23,13 @@ from typing import Any
 
 import pytest
 import requests
-from django.conf import settings as django_settings
 from django.db import connection
 
+from tests.concurrency import ROOT, postgres_test_database_url, production_server, server_env
 from tests.conftest import on_postgres
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(240)]
 
-ROOT = Path(__file__).resolve().parents[1]
 CLIENTS = 64
 FLOWS_PER_CLIENT = 3
 WORKERS, THREADS, POOL = 2, 48, 8
@@ -47,12 +42,6 @@ class Served:
     api_key: str
     log: Path
     sqlite_path: Path | None
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def manage(env: dict[str, str], *argv: str) -> str:
@@ -71,64 +60,25 @@ def manage(env: dict[str, str], *argv: str) -> str:
 def served(tmp_path: Path) -> Iterator[Served]:
     """Our server on this pass's database engine: PostgreSQL, the test database (with the
     pool); SQLite, a database file of its own (the test database is in memory)."""
-    if on_postgres():
-        db = django_settings.DATABASES["default"]
-        database_url = f"postgres://{db['USER']}@{db['HOST']}:{db['PORT'] or 5432}/{db['NAME']}"
-        database_url += f"?application_name={SERVER_APP}"
-        sqlite_path = None
-    else:
-        sqlite_path = tmp_path / "served.sqlite3"
-        database_url = f"sqlite:///{sqlite_path}"
-    port = free_port()
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "config.settings",
-        "DEBUG": "false",
-        "SECRET_KEY": django_settings.SECRET_KEY,
-        "APP_SERVER_SECRET_KEY": django_settings.APP_SERVER_SECRET_KEY,
-        "HASH_KEY": django_settings.HASH_KEY,
-        "DATABASE_URL": database_url,
-        "DB_POOL_MAX_SIZE": str(POOL),
-        "WEB_BIND": f"127.0.0.1:{port}",
-        "WEB_WORKERS": str(WORKERS),
-        "WEB_THREADS": str(THREADS),
-        "CRM_PLATFORMS_EXTRA": "slow=tests.fakes.SlowCrmClient",
-        "CRM_DELAY_MS": "50",
-        "ALLOWED_HOSTS": "127.0.0.1",
-        "CACHE_URL": "locmemcache://",
-        "CELERY_BROKER_URL": "",
-        "PYTHONPATH": str(ROOT),
-    }
+    sqlite_path = None if on_postgres() else tmp_path / "served.sqlite3"
+    env = server_env(
+        DATABASE_URL=(
+            postgres_test_database_url(application_name=SERVER_APP)
+            if sqlite_path is None
+            else f"sqlite:///{sqlite_path}"
+        ),
+        DB_POOL_MAX_SIZE=str(POOL),
+        WEB_WORKERS=str(WORKERS),
+        WEB_THREADS=str(THREADS),
+        CRM_PLATFORMS_EXTRA="slow=tests.fakes.SlowCrmClient",
+        CRM_DELAY_MS="50",
+    )
     if sqlite_path is not None:
         manage(env, "migrate", "--noinput", "-v0")
     api_key = manage(env, "builtin_apikey", "served").strip().splitlines()[-1]
     log = tmp_path / "server.log"
-    with open(log, "wb") as out:
-        process = subprocess.Popen(
-            [str(ROOT / ".venv/bin/gunicorn"), "-c", "config/gunicorn.conf.py", "config.wsgi:application"],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if requests.get(f"{url}/isAlive", timeout=2).ok:
-                    break
-            except requests.RequestException:
-                pass
-            assert process.poll() is None and time.monotonic() < deadline, log.read_text()
-            time.sleep(0.2)
+    with production_server(env, log=log) as (url, _):
         yield Served(url=url, api_key=api_key, log=log, sqlite_path=sqlite_path)
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
 
 
 def flows(served: Served, token: str, client: int) -> list[tuple[str, int, dict[str, Any]]]:

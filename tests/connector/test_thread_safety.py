@@ -11,12 +11,11 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
-from django.db import connections
 
 from connector.api.authentication import _decode, jwt_encode
 from connector.crm.base import HttpCrmClient
@@ -25,32 +24,9 @@ from connector.models import CrmUser
 from rules.models import RuleSetting
 from rules.selectors import rule_values_get
 from rules.services import rules_cache_clear
+from tests.concurrency import concurrently
 
 THREADS = 32
-
-
-def concurrently(count: int, work: Callable[[int], Any]) -> list[Any]:
-    """`work(i)` for i in range(count), in threads released together; their results."""
-    barrier = threading.Barrier(count)
-    results: list[Any] = [None] * count
-    errors: list[BaseException] = []
-
-    def run(index: int) -> None:
-        try:
-            barrier.wait(timeout=30)
-            results[index] = work(index)
-        except BaseException as exc:
-            errors.append(exc)
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    assert not errors, errors
-    return results
 
 
 def test_every_thread_gets_the_same_client_of_a_platform() -> None:

@@ -21,10 +21,8 @@ or waits for an admin. The figures go to test-output/faults.json.
 from __future__ import annotations
 
 import json
-import os
 import random
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -37,7 +35,6 @@ from typing import Any
 import psutil
 import pytest
 import requests
-from django.conf import settings as django_settings
 from django.db import DatabaseError, connection, connections
 from django.db.models import Q
 from django.utils import timezone
@@ -56,6 +53,7 @@ from logs.services import (
     message_logs_retry,
 )
 from rules.models import RuleSetting
+from tests.concurrency import ROOT, postgres_test_database_url, production_server, server_env
 
 pytestmark = [
     pytest.mark.requires_postgres,
@@ -63,7 +61,6 @@ pytestmark = [
     pytest.mark.timeout(300),
 ]
 
-ROOT = Path(__file__).resolve().parents[2]
 OUTPUT = ROOT / "test-output"
 CLIENTS = 8
 FAULT_SECONDS = 24
@@ -80,12 +77,6 @@ FAULTS = {
     "FAULT_KILL_AFTER_CONTACT": "0.006",
     "FAULT_KILL_AFTER_MESSAGE": "0.02",
 }
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass
@@ -111,72 +102,28 @@ class Server:
 @pytest.fixture
 def server(tmp_path: Path, settings) -> Iterator[Server]:
     """Our server, as in production, on the test database, with the `crashy` CRM."""
-    db = django_settings.DATABASES["default"]
-    port = free_port()
     switch, fault_log = tmp_path / "faults-on", tmp_path / "faults.log"
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "config.settings",
-        "DEBUG": "false",
-        "SECRET_KEY": django_settings.SECRET_KEY,
-        "APP_SERVER_SECRET_KEY": django_settings.APP_SERVER_SECRET_KEY,
-        "HASH_KEY": django_settings.HASH_KEY,
-        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT'] or 5432}/{db['NAME']}"
-        f"?application_name={SERVER_APP}",
-        "DB_POOL_MAX_SIZE": "6",
-        "WEB_BIND": f"127.0.0.1:{port}",
-        "WEB_WORKERS": "2",
-        "WEB_THREADS": "8",
-        "LOG_LEASE_SECONDS": str(LEASE_SECONDS),
-        "OUTBOUND_TIMEOUT_SECONDS": "2",
-        "CRM_PLATFORMS_EXTRA": "crashy=tests.faults.crm.KillingCrm",
-        "ALLOWED_HOSTS": "127.0.0.1",
-        "CACHE_URL": "locmemcache://",
-        "CELERY_BROKER_URL": "",
-        "PYTHONPATH": str(ROOT),
-        "FAULT_SWITCH": str(switch),
-        "FAULT_LOG": str(fault_log),
+    env = server_env(
+        DATABASE_URL=postgres_test_database_url(application_name=SERVER_APP),
+        DB_POOL_MAX_SIZE="6",
+        WEB_WORKERS="2",
+        WEB_THREADS="8",
+        LOG_LEASE_SECONDS=str(LEASE_SECONDS),
+        OUTBOUND_TIMEOUT_SECONDS="2",
+        CRM_PLATFORMS_EXTRA="crashy=tests.faults.crm.KillingCrm",
+        FAULT_SWITCH=str(switch),
+        FAULT_LOG=str(fault_log),
         **FAULTS,
-    }
-    OUTPUT.mkdir(exist_ok=True)
-    log = open(OUTPUT / "faults-server.log", "wb")  # closed below
-    process = subprocess.Popen(
-        [
-            str(ROOT / ".venv" / "bin" / "gunicorn"),
-            "-c",
-            "config/gunicorn.conf.py",
-            "config.wsgi:application",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
     )
-    server = Server(url=f"http://127.0.0.1:{port}", process=process, switch=switch, fault_log=fault_log)
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if requests.get(f"{server.url}/isAlive", timeout=2).status_code == 200:
-                break
-        except requests.RequestException:
-            pass
-        assert process.poll() is None and time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.2)
+    OUTPUT.mkdir(exist_ok=True)
     # The test process logs in to the same CRM for the recovery run, with the same lease.
     settings.CONNECTOR = {
         **settings.CONNECTOR,
         "PLATFORMS": {**settings.CONNECTOR["PLATFORMS"], "crashy": "tests.faults.crm.KillingCrm"},
         "LOG_LEASE_SECONDS": LEASE_SECONDS,
     }
-    try:
-        yield server
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
+    with production_server(env, log=OUTPUT / "faults-server.log") as (url, process):
+        yield Server(url=url, process=process, switch=switch, fault_log=fault_log)
 
 
 # --- the clients --------------------------------------------------------------------------

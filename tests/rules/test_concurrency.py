@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from django.db import connections
 
 from connector.crm.base import CallLogInput, CrmUnavailable, FindContactResult, LogContact, LogResult
 from connector.crm.builtin import BuiltinCrmClient
@@ -24,6 +22,7 @@ from logs.models import CallLog
 from rules.choices import PlaceholderStatus
 from rules.models import PlaceholderContact, RuleSetting
 from rules.services import rules_cache_clear
+from tests.concurrency import concurrently
 from tests.conftest import ApiClient, call_body
 
 pytestmark = [pytest.mark.requires_postgres, pytest.mark.django_db(transaction=True)]
@@ -57,30 +56,6 @@ def record(test: str, **figures: Any) -> None:
     data = json.loads(FIGURES.read_text()) if FIGURES.exists() else {}
     data[test] = figures
     FIGURES.write_text(json.dumps(data, indent=2, sort_keys=True))
-
-
-def concurrently(count: int, request: Callable[[int], Any]) -> list[Any]:
-    """Run `request(i)` for i in range(count) in threads released together."""
-    barrier = threading.Barrier(count)
-    results: list[Any] = [None] * count
-    errors: list[BaseException] = []
-
-    def run(index: int) -> None:
-        try:
-            barrier.wait(timeout=30)
-            results[index] = request(index)
-        except BaseException as exc:  # reported below, with the thread's traceback lost otherwise
-            errors.append(exc)
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    assert not errors, errors
-    return results
 
 
 def mandate_placeholders() -> None:
