@@ -1,6 +1,7 @@
 """Django settings: everything comes from the environment (django-environ, optional `.env`)."""
 
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
@@ -229,6 +230,10 @@ CONNECTOR = {
     # Connections per host in each outbound HTTP session's pool: as many as the threads of
     # a server process (WEB_THREADS), which may all call one CRM at once.
     "OUTBOUND_POOL_MAXSIZE": env.int("OUTBOUND_POOL_MAXSIZE", default=WEB_THREADS),
+    "OUTBOUND_HOST_MAP": {},  # filled from the environment below
+    # A CRM's 429 is waited out inside the request when its Retry-After is this short.
+    "OUTBOUND_RETRY_AFTER_CAP_SECONDS": env.float("OUTBOUND_RETRY_AFTER_CAP_SECONDS", default=2.0),
+    "OUTBOUND_ATTEMPTS": env.int("OUTBOUND_ATTEMPTS", default=3),
     # Give the database connection back to the pool before each CRM call (see DB_POOL_MAX_SIZE).
     "DB_RELEASE_FOR_CRM_CALLS": _DB_POOLED and DB_POOL_MAX_SIZE < WEB_THREADS,
     # How long a claimed call or message log belongs to the request that claimed it, from
@@ -237,6 +242,14 @@ CONNECTOR = {
     # Default: long enough for a CRM write and one retry of it.
     "LOG_LEASE_SECONDS": env.float("LOG_LEASE_SECONDS", default=2 * _OUTBOUND_TIMEOUT + 5),
 }
+# Outbound requests for a host go to another base URL instead: "host=base-url,...", e.g.
+# "api.hubapi.com=http://127.0.0.1:9101" (a CRM sandbox, or a fake in tests).
+for _entry in env.list("OUTBOUND_HOST_MAP", default=[]):
+    _host, _, _base = (part.strip() for part in _entry.partition("="))
+    _parts = urlsplit(_base)
+    if not _host or "/" in _host or _parts.scheme not in ("http", "https") or not _parts.hostname:
+        raise ImproperlyConfigured(f"OUTBOUND_HOST_MAP: {_entry!r} is not host=http(s)://base-url.")
+    CONNECTOR["OUTBOUND_HOST_MAP"][_host.lower()] = _base
 # More connectors without editing this file: "name=dotted.path.ToClient,name2=...".
 for _entry in env.list("CRM_PLATFORMS_EXTRA", default=[]):
     _name, _, _path = (part.strip() for part in _entry.partition("="))

@@ -19,6 +19,14 @@ DEFAULTS: dict[str, Any] = {
     "OUTBOUND_TIMEOUT_SECONDS": 10.0,
     # connections per host in each outbound HTTP session's pool: the threads that may call
     "OUTBOUND_POOL_MAXSIZE": 40,
+    # host -> base URL: outbound requests for that host go there instead (sandboxes, fakes)
+    "OUTBOUND_HOST_MAP": {},
+    # a CRM's 429 is waited out and sent again when its Retry-After is at most this long;
+    # a longer one goes up to the caller with its retry_after
+    "OUTBOUND_RETRY_AFTER_CAP_SECONDS": 2.0,
+    # tries of one outbound request, the first included (retries: 429s, and reads the CRM
+    # failed to serve)
+    "OUTBOUND_ATTEMPTS": 3,
     # give a pooled database connection back before each CRM call (config/settings.py)
     "DB_RELEASE_FOR_CRM_CALLS": False,
     # a claimed call or message log belongs to its request this long (see logs.services)

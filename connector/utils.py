@@ -6,11 +6,14 @@ from __future__ import annotations
 import hashlib
 from http.cookiejar import DefaultCookiePolicy
 from typing import Any
+from urllib.parse import urlsplit
 
 import phonenumbers
 import requests
 from django.conf import settings
 from requests.adapters import HTTPAdapter
+from urllib3.exceptions import InvalidHeader
+from urllib3.util.retry import Retry
 
 from connector.conf import connector_settings
 
@@ -57,6 +60,25 @@ class _NoCookies(DefaultCookiePolicy):
         return False
 
 
+class HostMapAdapter(HTTPAdapter):
+    """Sends every request for a mapped host to another base URL (OUTBOUND_HOST_MAP):
+    `api.hubapi.com=http://127.0.0.1:9101` serves HubSpot's API from a sandbox or a
+    loopback fake, path and query unchanged. Other hosts go out as they are."""
+
+    def __init__(self, host_map: dict[str, str], **kwargs: Any) -> None:
+        self.host_map = {host.lower(): base.rstrip("/") for host, base in host_map.items()}
+        super().__init__(**kwargs)
+
+    def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> requests.Response:
+        if self.host_map and request.url:
+            parts = urlsplit(request.url)
+            base = self.host_map.get((parts.hostname or "").lower())
+            if base is not None:
+                path = parts.path + (f"?{parts.query}" if parts.query else "")
+                request.url = base + path
+        return super().send(request, *args, **kwargs)
+
+
 def outbound_session() -> requests.Session:
     """A `requests` session for outbound calls (CRMs, RingCentral), shared by all the
     threads of a process.
@@ -64,12 +86,41 @@ def outbound_session() -> requests.Session:
     It is complete when returned and must never change afterwards (each call passes its
     own headers and credentials): requests' sessions are safe to share only so. Its
     connection pool holds OUTBOUND_POOL_MAXSIZE connections per host, one for each thread
-    that may call at once (a smaller pool makes threads open and drop connections), and it
-    keeps no cookies, so one user's CRM cookies never travel with another user's call.
+    that may call at once (a smaller pool makes threads open and drop connections); it
+    keeps no cookies, so one user's CRM cookies never travel with another user's call; it
+    sends mapped hosts elsewhere (OUTBOUND_HOST_MAP); and it tries a connection that could
+    not be opened twice more (nothing was sent, so even a write is safe to try again).
+    Every other retry is the caller's decision (`connector.crm.base.HttpCrmClient`).
     """
     session = requests.Session()
-    adapter = HTTPAdapter(pool_maxsize=connector_settings.OUTBOUND_POOL_MAXSIZE)
+    adapter = HostMapAdapter(
+        connector_settings.OUTBOUND_HOST_MAP,
+        pool_maxsize=connector_settings.OUTBOUND_POOL_MAXSIZE,
+        # Connect errors only; a read timeout stays a ReadTimeout, and a 429's Retry-After
+        # is never slept here, inside urllib3 (it would sleep up to six hours).
+        max_retries=Retry(
+            total=None,
+            connect=2,
+            read=False,
+            status=0,
+            other=0,
+            redirect=False,
+            respect_retry_after_header=False,
+            backoff_factor=0.1,
+        ),
+    )
     session.mount("https://", adapter)
     session.mount("http://", adapter)
     session.cookies.set_policy(_NoCookies())
     return session
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """An HTTP `Retry-After` value (seconds, or an HTTP date) in seconds from now; None
+    when absent or unreadable."""
+    if not value:
+        return None
+    try:
+        return float(Retry().parse_retry_after(value.strip()))
+    except (ValueError, TypeError, InvalidHeader):
+        return None

@@ -45,6 +45,7 @@ from connector.crm.base import (
     CallLogUpdate,
     CrmClient,
     CrmError,
+    CrmRateLimited,
     JsonDict,
     LogContact,
     MessageLogInput,
@@ -332,9 +333,7 @@ def _reconcile(
         _finish(lease, status=LogStatus.UNCONFIRMED, settled=False, last_error=reason, events=events)
         return "", LogOutcome(successful=False, return_message=return_message(UNCONFIRMED_TEXT))
     except CrmError as exc:
-        events.append(
-            (EventKind.CRM_FAILED, "", {"error": str(exc), "status": exc.status_code, "check": True})
-        )
+        events.append((EventKind.CRM_FAILED, "", {**crm_failure_detail(exc), "check": True}))
         _finish(lease, status=LogStatus.FAILED, settled=False, last_error=str(exc), events=events)
         operation = "findCallLog" if kind == "call" else "findMessageLog"
         failure = crm_failure_message(operation=operation, error=exc, platform=user.platform)
@@ -346,10 +345,21 @@ def _reconcile(
     return str(found), None
 
 
+def crm_failure_detail(exc: CrmError) -> JsonDict:
+    """What the event trail keeps of a CRM failure: the error, the CRM's HTTP status and,
+    when it throttled us, how long it asked us to wait and its rate-limit headers."""
+    detail: JsonDict = {"error": str(exc), "status": exc.status_code}
+    if isinstance(exc, CrmRateLimited):
+        detail["retryAfter"] = exc.retry_after
+        if exc.limits:
+            detail["rateLimit"] = exc.limits
+    return detail
+
+
 def _write_failed(lease: _Lease, exc: CrmError, *, events: Events, decision: ContactDecision) -> None:
     """Record a CRM write that raised: failed, and still marked as written when the CRM may
     have carried it out (its answer was lost)."""
-    events.append((EventKind.CRM_FAILED, "", {"error": str(exc), "status": exc.status_code}))
+    events.append((EventKind.CRM_FAILED, "", crm_failure_detail(exc)))
     _finish(
         lease,
         status=LogStatus.FAILED,
@@ -835,7 +845,9 @@ def call_log_update(*, user_id: str, patch: CallLogPatch) -> LogOutcome:
             ),
         )
     except CrmError as exc:
-        _events_record(log=log, entries=[(EventKind.CRM_FAILED, "", {"error": str(exc), "update": True})])
+        _events_record(
+            log=log, entries=[(EventKind.CRM_FAILED, "", {**crm_failure_detail(exc), "update": True})]
+        )
         return LogOutcome(
             successful=False,
             return_message=crm_failure_message(operation="updateCallLog", error=exc, platform=user.platform),
@@ -1186,7 +1198,7 @@ def _shared_message_log(
                 user=user, contact=decision.contact, crm_log_id=row.crm_log_id, data=data
             )
         except CrmError as exc:
-            _events_record(log=row, entries=[*events, (EventKind.CRM_FAILED, "", {"error": str(exc)})])
+            _events_record(log=row, entries=[*events, (EventKind.CRM_FAILED, "", crm_failure_detail(exc))])
             failure = crm_failure_message(operation="updateMessageLog", error=exc, platform=user.platform)
             return LogOutcome(successful=False, return_message=failure)
         _events_record(log=row, entries=[*events, (EventKind.CRM_UPDATED, "", {"shared": True})])

@@ -7,6 +7,7 @@ import time
 from collections import defaultdict
 from typing import Any, ClassVar
 
+from connector.crm.base import HttpCrmClient
 from connector.crm.builtin import BuiltinCrmClient
 
 FAULTY_PLATFORM = "faulty"
@@ -102,3 +103,14 @@ class SlowCrmClient(BuiltinCrmClient):
     def create_call_log(self, **kwargs: Any) -> Any:
         self._wait()
         return super().create_call_log(**kwargs)
+
+
+class BareHttpCrmClient(HttpCrmClient):
+    """An HTTP CRM client with nothing but the shared request machinery (tests of the
+    outbound layer call `request` directly; the contract's CRM calls are not used)."""
+
+    def manifest(self) -> Any:
+        return {}
+
+    get_user_info = unauthorize = find_contact = create_contact = None  # type: ignore[assignment]
+    create_call_log = update_call_log = create_message_log = None  # type: ignore[assignment]

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import requests
+import stamina
 from urllib3.exceptions import NewConnectionError
 
 from connector.choices import AuthType
@@ -61,15 +62,22 @@ class CrmAuthError(CrmError):
 
 
 class CrmRateLimited(CrmError):
-    """The CRM throttled us (HTTP 429); `retry_after` is in seconds when the CRM said."""
+    """The CRM throttled us (HTTP 429); `retry_after` is in seconds when the CRM said, and
+    `limits` holds the rate-limit headers it sent (for the log's event trail)."""
 
     default_status = 429
 
     def __init__(
-        self, message: str, *, retry_after: float | None = None, status_code: int | None = None
+        self,
+        message: str,
+        *,
+        retry_after: float | None = None,
+        status_code: int | None = None,
+        limits: dict[str, str] | None = None,
     ) -> None:
         super().__init__(message, status_code=status_code)
         self.retry_after = retry_after
+        self.limits = limits or {}
 
 
 class CrmUnavailable(CrmError):
@@ -407,8 +415,9 @@ class CrmClient(abc.ABC):
 
 
 class HttpCrmClient(CrmClient, abc.ABC):
-    """Base for CRMs reached over HTTP: one `requests.Session`, a timeout on every call,
-    and HTTP failures mapped to the typed `CrmError`s."""
+    """Base for CRMs reached over HTTP: one shared session (`connector.utils.outbound_session`:
+    pooled, cookie-free, OUTBOUND_HOST_MAP), a timeout on every call, HTTP failures mapped
+    to the typed `CrmError`s, and the retries that are safe (`request`)."""
 
     def __init__(self, platform: str, *, timeout: float | None = None) -> None:
         super().__init__(platform)
@@ -419,8 +428,35 @@ class HttpCrmClient(CrmClient, abc.ABC):
         self.session = outbound_session()
 
     def request(self, method: str, url: str, **kwargs: Any) -> requests.Response:
-        """Send one request; raise a `CrmError` for a transport failure or a non-2xx answer."""
+        """Send a request and return the CRM's 2xx answer, or raise a `CrmError`.
+
+        Tried again (at most OUTBOUND_ATTEMPTS in all) only where nothing can be done twice:
+        a 429, whatever the method (the CRM did not process it), after its Retry-After when
+        that is at most OUTBOUND_RETRY_AFTER_CAP_SECONDS (a longer one is raised at once,
+        with its `retry_after`, for the caller to wait out); and a read (GET, HEAD) the CRM
+        failed to serve, with a short backoff. A write that failed otherwise is never sent
+        again here. A connection that could not be opened is retried by the session.
+        """
+        from connector.conf import connector_settings
+
         kwargs.setdefault("timeout", self.timeout)
+        retryable = functools.partial(
+            _retry_wait,
+            read=method.upper() in ("GET", "HEAD"),
+            cap=connector_settings.OUTBOUND_RETRY_AFTER_CAP_SECONDS,
+        )
+        for attempt in stamina.retry_context(
+            on=retryable,
+            attempts=connector_settings.OUTBOUND_ATTEMPTS,
+            timeout=None,
+            wait_initial=0.1,
+            wait_max=2.0,
+        ):
+            with attempt:
+                return self._send(method, url, **kwargs)
+        raise AssertionError("unreachable: the last attempt returns or raises")  # pragma: no cover
+
+    def _send(self, method: str, url: str, **kwargs: Any) -> requests.Response:
         try:
             response = self.session.request(method, url, **kwargs)
         except requests.ConnectTimeout as exc:
@@ -439,6 +475,18 @@ class HttpCrmClient(CrmClient, abc.ABC):
         raise crm_error_for_status(response, platform=self.platform)
 
 
+def _retry_wait(exc: Exception, *, read: bool, cap: float) -> bool | float:
+    """stamina's hook: whether to try again after `exc`, and how long to wait first (a
+    number of seconds; True: the backoff)."""
+    if isinstance(exc, CrmRateLimited):
+        if exc.retry_after is None:
+            return True
+        return max(exc.retry_after, 0.0) if exc.retry_after <= cap else False
+    if isinstance(exc, CrmUnavailable):
+        return read
+    return False
+
+
 def _never_connected(exc: requests.ConnectionError) -> bool:
     """Whether a connection error happened before anything was sent (the connection itself
     failed), rather than after (reset or dropped while the CRM worked)."""
@@ -450,12 +498,19 @@ def crm_error_for_status(response: requests.Response, *, platform: str) -> CrmEr
     """The typed error for a CRM's non-2xx HTTP answer."""
     status = response.status_code
     if status == 429:
-        retry_after = response.headers.get("Retry-After")
-        try:
-            seconds = float(retry_after) if retry_after is not None else None
-        except ValueError:
-            seconds = None
-        return CrmRateLimited(f"{platform} rate limit", retry_after=seconds, status_code=status)
+        from connector.utils import retry_after_seconds
+
+        limits = {
+            name.lower(): value[:200]
+            for name, value in response.headers.items()
+            if name.lower() == "retry-after" or "ratelimit" in name.lower() or "rate-limit" in name.lower()
+        }
+        return CrmRateLimited(
+            f"{platform} rate limit",
+            retry_after=retry_after_seconds(response.headers.get("Retry-After")),
+            status_code=status,
+            limits=limits,
+        )
     if status in (401, 403):
         return CrmAuthError(f"{platform} refused the credentials", status_code=status)
     if status >= 500:

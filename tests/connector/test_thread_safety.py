@@ -18,13 +18,13 @@ from typing import Any
 import pytest
 
 from connector.api.authentication import _decode, jwt_encode
-from connector.crm.base import HttpCrmClient
 from connector.crm.registry import crm_registry
 from connector.models import CrmUser
 from rules.models import RuleSetting
 from rules.selectors import rule_values_get
 from rules.services import rules_cache_clear
 from tests.concurrency import concurrently
+from tests.fakes import BareHttpCrmClient
 
 THREADS = 32
 
@@ -99,21 +99,10 @@ def echo_server() -> Iterator[str]:
     server.server_close()
 
 
-class EchoCrm(HttpCrmClient):
-    """An HTTP CRM client with nothing but its shared session (the contract's other
-    methods are never called here)."""
-
-    def manifest(self) -> dict[str, Any]:
-        return {}
-
-    get_user_info = unauthorize = find_contact = create_contact = None  # type: ignore[assignment]
-    create_call_log = update_call_log = create_message_log = None  # type: ignore[assignment]
-
-
 def test_one_http_session_serves_many_threads_each_with_its_own_credentials(
     echo_server: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    client = EchoCrm("echo")
+    client = BareHttpCrmClient("echo")
     caplog.set_level(logging.WARNING, logger="urllib3")
 
     def call(i: int) -> list[dict[str, Any]]:

@@ -109,6 +109,25 @@ def test_a_failed_call_log_answers_the_peer_message_and_the_row_says_failed(
     assert event_kinds(log) == ["requested", "matched", "crm_failed"]
 
 
+def test_a_rate_limited_call_log_keeps_the_crms_wait_and_limits_on_its_trail(
+    api: ApiClient, contact: BuiltinContact
+) -> None:
+    limits = {"retry-after": "30", "x-ratelimit-remaining": "0"}
+    FaultyCrmClient.plan(
+        "create_call_log", CrmRateLimited("faulty rate limit", retry_after=30, limits=limits)
+    )
+
+    api.post("/callLog", call_body(contact_id=str(contact.pk)))
+
+    failed = LogEvent.objects.get(kind="crm_failed")
+    assert failed.detail == {
+        "error": "faulty rate limit",
+        "status": 429,
+        "retryAfter": 30,
+        "rateLimit": limits,
+    }
+
+
 def test_a_retry_of_a_failed_call_log_logs_against_the_same_contact(
     api: ApiClient, contact: BuiltinContact
 ) -> None:
