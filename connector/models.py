@@ -30,6 +30,14 @@ class CrmUser(models.Model):
     access_token = EncryptedTextField(null=True, blank=True)
     refresh_token = EncryptedTextField(null=True, blank=True)
     token_expiry = models.DateTimeField(null=True, blank=True)
+    # OAuth refresh, single-flight across threads and processes: each stored token pair
+    # has a version; one refresher at a time holds a lease on the row (see
+    # connector.services.crm_user_token_ensure). `auth_error` says why the last failed.
+    token_version = models.PositiveIntegerField(default=0)
+    refresh_lease_owner = models.CharField(max_length=32, blank=True)
+    refresh_lease_until = models.DateTimeField(null=True, blank=True)
+    token_refreshed_at = models.DateTimeField(null=True, blank=True)
+    auth_error = models.TextField(blank=True)
     # Connector-specific extras as JSON text, encrypted because they may hold credential
     # fields from the login page. Read and write them through `platform_additional_info`.
     platform_additional_info_json = EncryptedTextField(null=True, blank=True)

@@ -3,24 +3,31 @@
 from __future__ import annotations
 
 import secrets
+import threading
+import time
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from django.db import transaction
+from django.db.models import F, Q
 from django.utils import timezone
 
 from connector.crm.base import (
     CreateContactResult,
     CrmClient,
     CrmError,
+    CrmGrantRevoked,
     CrmRateLimited,
+    CrmUnavailable,
     FindContactResult,
     JsonDict,
+    OAuthCrmClient,
     UserInfoResult,
 )
 from connector.crm.builtin import api_key_digest
 from connector.crm.registry import crm_registry
-from connector.exceptions import ErrorObject, LoginRefused, details_text, return_message
+from connector.exceptions import CrmSessionRevoked, ErrorObject, LoginRefused, details_text, return_message
 from connector.models import BuiltinApiKey, BuiltinCrmUser, CrmUser
 
 # --- CRM failures as App Connect messages ------------------------------------------------
@@ -362,3 +369,110 @@ def demo_environment_setup(*, admin_username: str, admin_password: str, builtin_
         admin.save()
     _, key = builtin_api_key_create(name=builtin_user)
     return key
+
+
+# --- OAuth tokens ------------------------------------------------------------------------
+
+# An access token this close to its expiry is refreshed before a CRM call (as App Connect).
+TOKEN_REFRESH_MARGIN = timedelta(minutes=2)
+# A refresher holds the user's row this long at most; one that died is replaced after it.
+TOKEN_REFRESH_LEASE = timedelta(seconds=30)
+# A caller waiting for another's refresh gives up after this long (as App Connect).
+TOKEN_REFRESH_WAIT_SECONDS = 20.0
+
+_token_locks: dict[str, threading.Lock] = {}
+_token_locks_guard = threading.Lock()
+
+
+def _token_lock(user_id: str) -> threading.Lock:
+    with _token_locks_guard:
+        return _token_locks.setdefault(user_id, threading.Lock())
+
+
+def _expiring(user: CrmUser) -> bool:
+    # The expiry first: the (deferred, encrypted) refresh token is read only when it matters.
+    expiry = user.token_expiry
+    return expiry is not None and expiry - timezone.now() <= TOKEN_REFRESH_MARGIN and bool(user.refresh_token)
+
+
+def _tokens_reload(user: CrmUser) -> None:
+    user.refresh_from_db(fields=("access_token", "refresh_token", "token_expiry", "token_version"))
+
+
+def crm_user_token_ensure(*, user: CrmUser, client: OAuthCrmClient) -> None:
+    """Make `user`'s OAuth access token good for the next CRM call (updating `user` in place).
+
+    A token that expires within TOKEN_REFRESH_MARGIN is refreshed exactly once, however
+    many threads and processes need it at the same moment: the threads of a process queue
+    on a lock; across processes one claims a lease on the user's row with a compare-and-
+    set on the token version it saw, calls the token endpoint with no transaction open and
+    stores the new pair; the others wait for the version to change and use the new token.
+    A CRM that sends no new refresh token keeps the old one. When the CRM says the grant
+    is gone, but another process rotated the token meanwhile, that token is used; else
+    `CrmSessionRevoked` (HTTP 401, App Connect's `CRM_SESSION_REVOKED`).
+    """
+    if not _expiring(user):
+        return
+    with _token_lock(user.pk):
+        _tokens_reload(user)  # another thread of this process may have refreshed it
+        if not _expiring(user):
+            return
+        deadline = time.monotonic() + TOKEN_REFRESH_WAIT_SECONDS
+        pause = 0.05
+        while True:
+            seen = user.token_version
+            token = secrets.token_hex(16)
+            now = timezone.now()
+            won = (
+                CrmUser.objects.filter(pk=user.pk, token_version=seen)
+                .filter(Q(refresh_lease_until__isnull=True) | Q(refresh_lease_until__lt=now))
+                .update(refresh_lease_owner=token, refresh_lease_until=now + TOKEN_REFRESH_LEASE)
+            )
+            if won:
+                _token_refresh(user=user, client=client, seen=seen, lease=token)
+                return
+            _tokens_reload(user)
+            if user.token_version != seen:
+                return  # another process refreshed it
+            if time.monotonic() >= deadline:
+                raise CrmUnavailable(
+                    f"{client.platform}: timed out waiting for another request's token refresh"
+                )
+            time.sleep(pause)
+            pause = min(pause * 2, 1.0)
+
+
+def _token_refresh(*, user: CrmUser, client: OAuthCrmClient, seen: int, lease: str) -> None:
+    """Refresh `user`'s tokens while holding the lease `lease`; store them, end the lease."""
+    holder = CrmUser.objects.filter(pk=user.pk, refresh_lease_owner=lease)
+    refresh_token = user.refresh_token or ""
+    try:
+        tokens = client.oauth_refresh(
+            info=client.oauth_info(hostname=user.hostname), refresh_token=refresh_token
+        )
+    except CrmGrantRevoked as exc:
+        holder.update(refresh_lease_until=None, auth_error=str(exc)[:500])
+        _tokens_reload(user)
+        if user.token_version != seen or (user.refresh_token or "") != refresh_token:
+            return  # another process rotated the token: use it
+        raise CrmSessionRevoked() from exc
+    except CrmError as exc:
+        holder.update(refresh_lease_until=None, auth_error=str(exc)[:500])
+        raise
+    now = timezone.now()
+    holder.update(
+        access_token=tokens.access_token,
+        refresh_token=tokens.refresh_token,
+        token_expiry=tokens.expires_at,
+        token_version=F("token_version") + 1,
+        token_refreshed_at=now,
+        refresh_lease_until=None,
+        auth_error="",
+        updated_at=now,
+    )
+    user.access_token, user.refresh_token, user.token_expiry = (
+        tokens.access_token,
+        tokens.refresh_token,
+        tokens.expires_at,
+    )
+    user.token_version = seen + 1

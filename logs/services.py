@@ -28,6 +28,8 @@ import hashlib
 import logging
 import secrets
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -52,7 +54,7 @@ from connector.crm.base import (
 )
 from connector.crm.registry import crm_registry
 from connector.db import insert_returning_pk, update_where, update_where_and_insert, with_defaults
-from connector.exceptions import return_message
+from connector.exceptions import CrmSessionRevoked, return_message
 from connector.models import CrmUser
 from connector.selectors import crm_user_get
 from connector.services import crm_failure_message
@@ -356,6 +358,31 @@ def crm_failure_detail(exc: CrmError) -> JsonDict:
     return detail
 
 
+@contextmanager
+def _revocation_fails(lease: _Lease, events: Events, *, earlier_mark: bool) -> Iterator[None]:
+    """A CRM session revoked during an attempt (its OAuth grant is gone) records the row
+    failed and goes up: the route answers App Connect's 401 CRM_SESSION_REVOKED.
+
+    The revocation comes before any CRM call of the attempt is sent, so this attempt wrote
+    nothing: a write mark it set itself is cleared; one an earlier attempt left
+    (`earlier_mark`) is kept, and the next attempt still asks the CRM first."""
+    try:
+        yield
+    except CrmSessionRevoked:
+        events.append((EventKind.CRM_FAILED, "", {"error": "the CRM session was revoked", "status": 401}))
+        _finish(
+            lease,
+            status=LogStatus.FAILED,
+            settled=not earlier_mark,
+            last_error=_SESSION_REVOKED,
+            events=events,
+        )
+        raise
+
+
+_SESSION_REVOKED = "The CRM session was revoked; the user must connect again."
+
+
 def _write_failed(lease: _Lease, exc: CrmError, *, events: Events, decision: ContactDecision) -> None:
     """Record a CRM write that raised: failed, and still marked as written when the CRM may
     have carried it out (its answer was lost)."""
@@ -635,9 +662,12 @@ def call_log_create(*, user_id: str, request: CallLogRequest) -> LogOutcome:
     events: Events = [(EventKind.REQUESTED, "", {"attempt": log.attempts + 1, "sscl": request.is_from_sscl})]
     if not new and (log.attempts or log.crm_write_started_at is not None):
         events.insert(0, (EventKind.RETRIED, "", {"previousAttempts": log.attempts, "by": "client"}))
-    return _call_log_process(
-        _Lease(log, token), user=user, client=client, request=request, events=events, marked=marked
-    )
+    lease = _Lease(log, token)
+    earlier_mark = not new and log.crm_write_started_at is not None
+    with _revocation_fails(lease, events, earlier_mark=earlier_mark):
+        return _call_log_process(
+            lease, user=user, client=client, request=request, events=events, marked=marked
+        )
 
 
 def _retry_take(row: CallLog | MessageLog, *, token: str, resend: bool) -> bool:
@@ -682,7 +712,9 @@ def call_log_retry(*, log: CallLog, by: str = "admin", resend: bool = False) -> 
         request.contact_id = row.contact_id
     events: Events = [_retried_event(row, by=by, resend=resend)]
     client = crm_registry.get(row.user.platform)
-    return _call_log_process(_Lease(row, token), user=row.user, client=client, request=request, events=events)
+    lease = _Lease(row, token)
+    with _revocation_fails(lease, events, earlier_mark=row.crm_write_started_at is not None):
+        return _call_log_process(lease, user=row.user, client=client, request=request, events=events)
 
 
 def _retry_start(
@@ -1101,15 +1133,16 @@ def message_log_create(*, user_id: str, request: MessageLogRequest) -> LogOutcom
             owner_name=request.owner_name,
             assignee_name=request.assignee_name,
         )
-        sent = _message_send(
-            lease,
-            user=user,
-            client=client,
-            decision=decision,
-            events=events,
-            data=data,
-            crm_log_id=crm_log_id,
-        )
+        with _revocation_fails(lease, events, earlier_mark=row.crm_write_started_at is not None):
+            sent = _message_send(
+                lease,
+                user=user,
+                client=client,
+                decision=decision,
+                events=events,
+                data=data,
+                crm_log_id=crm_log_id,
+            )
         if not sent.ok:
             return LogOutcome(successful=False, return_message=sent.returned, log_ids=log_ids)
         crm_log_id, last_message = sent.crm_log_id, sent.returned
@@ -1204,15 +1237,11 @@ def _shared_message_log(
         _events_record(log=row, entries=[*events, (EventKind.CRM_UPDATED, "", {"shared": True})])
         return LogOutcome(successful=True, log_ids=[], return_message=result.return_message)
     events.insert(0, (EventKind.REQUESTED, "", {"attempt": row.attempts + 1}))
-    sent = _message_send(
-        _Lease(row, token),
-        user=user,
-        client=client,
-        decision=decision,
-        events=events,
-        data=data,
-        crm_log_id="",
-    )
+    lease = _Lease(row, token)
+    with _revocation_fails(lease, events, earlier_mark=row.crm_write_started_at is not None):
+        sent = _message_send(
+            lease, user=user, client=client, decision=decision, events=events, data=data, crm_log_id=""
+        )
     if not sent.ok:
         return LogOutcome(successful=False, return_message=sent.returned)
     return LogOutcome(successful=True, log_ids=[conversation_log_id], return_message=sent.returned)
@@ -1286,7 +1315,10 @@ def call_logs_retry(*, log_ids: list[int], by: str = "admin", resend: bool = Fal
         if not (_is_takeable(log, skipped=False) or (resend and log.status == LogStatus.UNCONFIRMED)):
             summary.left_alone += 1
             continue
-        summary.count(call_log_retry(log=log, by=by, resend=resend))
+        try:
+            summary.count(call_log_retry(log=log, by=by, resend=resend))
+        except CrmSessionRevoked:
+            summary.count(LogOutcome(successful=False, return_message=return_message(_SESSION_REVOKED)))
     return summary
 
 
@@ -1307,10 +1339,21 @@ def message_log_retry(*, log: MessageLog, by: str = "admin", resend: bool = Fals
     assert isinstance(row, MessageLog)
     user = row.user
     client = crm_registry.get(user.platform)
+    shared = bool((row.payload or {}).get("messages"))
+    events: Events = [_retried_event(row, by=by, resend=resend, shared=shared)]
+    lease = _Lease(row, token)
+    with _revocation_fails(lease, events, earlier_mark=row.crm_write_started_at is not None):
+        return _message_resend(lease, user=user, client=client, events=events)
+
+
+def _message_resend(lease: _Lease, *, user: CrmUser, client: CrmClient, events: Events) -> LogOutcome:
+    """The rest of a message log's retry: decide the contact again (or keep the user's),
+    rebuild the message (or shared conversation) from the row, send it."""
+    row = lease.row
+    assert isinstance(row, MessageLog)
     payload = row.payload or {}
     correspondents: list[JsonDict] = payload.get("correspondents") or []
     shared_messages: list[JsonDict] | None = payload.get("messages")
-    events: Events = [_retried_event(row, by=by, resend=resend, shared=bool(shared_messages))]
     given = (
         _given_contact(row.contact_id, row.phone_number, row.contact_type, row.contact_name)
         if row.decided_by == DecidedBy.USER
@@ -1325,7 +1368,6 @@ def message_log_retry(*, log: MessageLog, by: str = "admin", resend: bool = Fals
         caller_id_name=str((correspondents[0] if correspondents else {}).get("name") or ""),
     )
     events.append(_decision_event(decision))
-    lease = _Lease(row, token)
     if decision.contact is None:
         return _finish_without_contact(lease, decision, events)
     if shared_messages:
@@ -1361,7 +1403,10 @@ def message_logs_retry(*, log_ids: list[int], by: str = "admin", resend: bool = 
         if not (_is_takeable(log, skipped=False) or (resend and log.status == LogStatus.UNCONFIRMED)):
             summary.left_alone += 1
             continue
-        summary.count(message_log_retry(log=log, by=by, resend=resend))
+        try:
+            summary.count(message_log_retry(log=log, by=by, resend=resend))
+        except CrmSessionRevoked:
+            summary.count(LogOutcome(successful=False, return_message=return_message(_SESSION_REVOKED)))
     return summary
 
 

@@ -12,10 +12,13 @@ import abc
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import requests
 import stamina
+from authlib.integrations.base_client.errors import OAuthError  # type: ignore[import-untyped]
+from authlib.integrations.requests_client import OAuth2Session  # type: ignore[import-untyped]
 from urllib3.exceptions import NewConnectionError
 
 from connector.choices import AuthType
@@ -237,6 +240,12 @@ def _crm_call(method: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(method)
     def call(self: CrmClient, *args: Any, **kwargs: Any) -> Any:
+        user = kwargs.get("user")
+        if user is not None and isinstance(self, OAuthCrmClient):
+            from connector.services import crm_user_token_ensure
+
+            connection_release_before_crm_call(keep=True, operation=method.__name__)  # the transaction check
+            crm_user_token_ensure(user=user, client=self)
         connection_release_before_crm_call(keep=self.uses_database, operation=method.__name__)
         return method(self, *args, **kwargs)
 
@@ -253,7 +262,8 @@ class CrmClient(abc.ABC):
 
     Every CRM call (`CRM_CALLS`) a subclass defines is wrapped, without the subclass doing
     anything: it refuses to run inside a database transaction (a CRM answers in hundreds
-    of milliseconds; no lock or transaction may wait on it), and, when the connection pool
+    of milliseconds; no lock or transaction may wait on it), refreshes an OAuth user's
+    access token first when it is about to expire (`OAuthCrmClient`), and, when the connection pool
     is smaller than the threads, gives the pooled connection back first, so a thread
     holds no connection while the CRM answers (`connector.db`). A connector that keeps
     its data in our database (`uses_database`, the built-in CRM) keeps its connection.
@@ -520,3 +530,131 @@ def crm_error_for_status(response: requests.Response, *, platform: str) -> CrmEr
             f"{platform} failed with HTTP {status}", status_code=status, uncertain=status in (500, 502, 504)
         )
     return CrmRejected(f"{platform} rejected the request with HTTP {status}", status_code=status)
+
+
+# --- OAuth CRMs -----------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class OAuthInfo:
+    """One OAuth app of a CRM: what the server needs for the token endpoint, and what the
+    manifest shows the client (everything but the secret)."""
+
+    client_id: str
+    client_secret: str
+    token_url: str
+    redirect_uri: str
+    auth_url: str = ""
+    # the manifest's `scope`: a raw query fragment, e.g. "scope=contacts.read contacts.write"
+    scope: str = ""
+    # how the client authenticates at the token endpoint: Basic (App Connect's default) or
+    # the credentials in the form body
+    token_auth_method: str = "client_secret_basic"
+    revoke_url: str = ""
+
+
+@dataclass(slots=True)
+class OAuthTokens:
+    """A token endpoint's answer: `expires_at` is None when the CRM gave no lifetime."""
+
+    access_token: str
+    refresh_token: str
+    expires_at: datetime | None
+    raw: JsonDict = field(default_factory=dict)
+
+
+class CrmGrantRevoked(CrmAuthError):
+    """The token endpoint refused the refresh token (`invalid_grant`): the grant is gone."""
+
+
+class OAuthCrmClient(HttpCrmClient, abc.ABC):
+    """Base for CRMs whose users connect with OAuth 2.0 (authorization code, refresh tokens).
+
+    A subclass says which OAuth app to use (`oauth_info`); this class talks to the token
+    endpoint (code exchange, refresh, revocation) through the CRM's own HTTP session, so
+    OUTBOUND_HOST_MAP, timeouts and mocks apply to it too. The contract refreshes a user's
+    access token before each CRM call when it is about to expire, once however many
+    threads and processes need it (`connector.services.crm_user_token_ensure`); a
+    connector reads `user.access_token` and sends it (`bearer`).
+    """
+
+    auth_type = AuthType.OAUTH
+
+    @abc.abstractmethod
+    def oauth_info(self, *, hostname: str = "", token_url: str = "") -> OAuthInfo:
+        """The OAuth app for a user on `hostname` (CRMs with regions pick one by it)."""
+
+    def manifest_oauth(self, *, hostname: str = "") -> JsonDict:
+        """The manifest's `auth.oauth` block: never the client secret."""
+        info = self.oauth_info(hostname=hostname)
+        return {
+            "authUrl": info.auth_url,
+            "clientId": info.client_id,
+            "redirectUri": info.redirect_uri,
+            "scope": info.scope,
+            "customState": f"platform={self.platform}",
+        }
+
+    def _oauth_session(self, info: OAuthInfo) -> Any:
+        session = OAuth2Session(
+            info.client_id,
+            info.client_secret,
+            token_endpoint_auth_method=info.token_auth_method,
+            revocation_endpoint_auth_method=info.token_auth_method,
+            redirect_uri=info.redirect_uri,
+            default_timeout=self.timeout,
+        )
+        for prefix, adapter in self.session.adapters.items():
+            session.mount(prefix, adapter)  # the shared pool and OUTBOUND_HOST_MAP
+        return session
+
+    def _tokens(self, token: Any, *, previous_refresh: str = "") -> OAuthTokens:
+        expires_at = token.get("expires_at")
+        return OAuthTokens(
+            access_token=str(token.get("access_token") or ""),
+            # a CRM that does not rotate refresh tokens sends none: the old one stays good
+            refresh_token=str(token.get("refresh_token") or previous_refresh),
+            expires_at=datetime.fromtimestamp(float(expires_at), tz=UTC) if expires_at else None,
+            raw={k: v for k, v in dict(token).items() if k not in ("access_token", "refresh_token")},
+        )
+
+    def oauth_exchange_code(self, *, info: OAuthInfo, callback_uri: str) -> OAuthTokens:
+        """Exchange the authorization code carried by `callback_uri` for tokens."""
+        try:
+            token = self._oauth_session(info).fetch_token(info.token_url, authorization_response=callback_uri)
+        except OAuthError as exc:
+            raise CrmAuthError(f"{self.platform} refused the authorization code ({exc.error})") from exc
+        except requests.RequestException as exc:
+            raise CrmUnavailable(f"{self.platform}'s token endpoint could not be reached") from exc
+        return self._tokens(token)
+
+    def oauth_refresh(self, *, info: OAuthInfo, refresh_token: str) -> OAuthTokens:
+        """New tokens for `refresh_token`; `CrmGrantRevoked` when the CRM says the grant is
+        gone (`invalid_grant`). Never called inside a transaction."""
+        try:
+            token = self._oauth_session(info).refresh_token(info.token_url, refresh_token=refresh_token)
+        except OAuthError as exc:
+            if exc.error == "invalid_grant":
+                raise CrmGrantRevoked(f"{self.platform} revoked the grant") from exc
+            raise CrmAuthError(f"{self.platform} refused the refresh ({exc.error})") from exc
+        except requests.RequestException as exc:
+            raise CrmUnavailable(f"{self.platform}'s token endpoint could not be reached") from exc
+        return self._tokens(token, previous_refresh=refresh_token)
+
+    def oauth_revoke(self, *, info: OAuthInfo, token: str, token_type_hint: str) -> None:
+        """Revoke a token at the CRM (RFC 7009), where it has a revocation endpoint."""
+        if not info.revoke_url or not token:
+            return
+        try:
+            self._oauth_session(info).revoke_token(
+                info.revoke_url, token=token, token_type_hint=token_type_hint
+            )
+        except OAuthError as exc:
+            raise CrmAuthError(f"{self.platform} refused the revocation ({exc.error})") from exc
+        except requests.RequestException as exc:
+            raise CrmUnavailable(f"{self.platform}'s revocation endpoint could not be reached") from exc
+
+    @staticmethod
+    def bearer(user: CrmUser) -> dict[str, str]:
+        """The Authorization header of a CRM call for `user`."""
+        return {"Authorization": f"Bearer {user.access_token or ''}"}
