@@ -231,6 +231,7 @@ CONNECTOR = {
     # a server process (WEB_THREADS), which may all call one CRM at once.
     "OUTBOUND_POOL_MAXSIZE": env.int("OUTBOUND_POOL_MAXSIZE", default=WEB_THREADS),
     "OUTBOUND_HOST_MAP": {},  # filled from the environment below
+    "OAUTH_APPS": {},  # likewise
     # A CRM's 429 is waited out inside the request when its Retry-After is this short.
     "OUTBOUND_RETRY_AFTER_CAP_SECONDS": env.float("OUTBOUND_RETRY_AFTER_CAP_SECONDS", default=2.0),
     "OUTBOUND_ATTEMPTS": env.int("OUTBOUND_ATTEMPTS", default=3),
@@ -250,6 +251,16 @@ for _entry in env.list("OUTBOUND_HOST_MAP", default=[]):
     if not _host or "/" in _host or _parts.scheme not in ("http", "https") or not _parts.hostname:
         raise ImproperlyConfigured(f"OUTBOUND_HOST_MAP: {_entry!r} is not host=http(s)://base-url.")
     CONNECTOR["OUTBOUND_HOST_MAP"][_host.lower()] = _base
+# OAuth apps of the CRMs, with App Connect's variable names: <KEY>_CLIENT_ID,
+# <KEY>_CLIENT_SECRET, and optionally <KEY>_ACCESS_TOKEN_URI and <KEY>_REDIRECT_URI (the
+# connector knows its CRM's token URL; the redirect defaults to RingCentral's hosted page).
+for _key in ("PIPEDRIVE", "HUBSPOT", "CLIO", "CLIO_EU", "CLIO_CA", "CLIO_AU"):
+    CONNECTOR["OAUTH_APPS"][_key.lower()] = {
+        "client_id": env.str(f"{_key}_CLIENT_ID", default=""),
+        "client_secret": env.str(f"{_key}_CLIENT_SECRET", default=""),
+        "token_url": env.str(f"{_key}_ACCESS_TOKEN_URI", default=""),
+        "redirect_uri": env.str(f"{_key}_REDIRECT_URI", default=""),
+    }
 # More connectors without editing this file: "name=dotted.path.ToClient,name2=...".
 for _entry in env.list("CRM_PLATFORMS_EXTRA", default=[]):
     _name, _, _path = (part.strip() for part in _entry.partition("="))

@@ -13,7 +13,9 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from connector.choices import AuthType
 from connector.conf import connector_settings
+from connector.crm.registry import crm_registry
 from connector.models import (
     BuiltinActivity,
     BuiltinApiKey,
@@ -21,6 +23,7 @@ from connector.models import (
     BuiltinContactPhone,
     BuiltinCrmUser,
     CrmUser,
+    ManagedOAuthApp,
 )
 from connector.services import builtin_api_key_revoke
 from connector.utils import InvalidPhoneNumber, phone_number_normalize
@@ -64,12 +67,23 @@ class CrmUserAdmin(ReadOnlyAdmin):
         "timezone_name",
         "timezone_offset",
         "connected",
+        "token_expiry",
+        "token_refreshed_at",
+        "auth_error",
         "user_settings",
         "created_at",
         "updated_at",
     )
     readonly_fields = fields
-    list_display = ("id", "name", "platform", "rc_account_id", "connected", "updated_at")
+    list_display = (
+        "id",
+        "name",
+        "platform",
+        "rc_account_id",
+        "connected",
+        "token_expiry",
+        "auth_error_short",
+    )
     list_filter = ("platform",)
     search_fields = ("id", "name", "rc_account_id")
 
@@ -79,6 +93,62 @@ class CrmUserAdmin(ReadOnlyAdmin):
     @admin.display(boolean=True, description="connected")
     def connected(self, obj: CrmUser) -> bool:
         return obj.is_connected
+
+    @admin.display(description="last error", ordering="auth_error")
+    def auth_error_short(self, obj: CrmUser) -> str:
+        return obj.auth_error[:60] + ("…" if len(obj.auth_error) > 60 else "")
+
+
+class ManagedOAuthAppForm(forms.ModelForm):
+    """The client secret is written, never shown: the field starts empty, and left empty
+    it keeps the stored secret."""
+
+    client_secret = forms.CharField(
+        widget=forms.PasswordInput(render_value=False),
+        required=False,
+        help_text="Stored encrypted and never shown again. Leave empty to keep the current secret.",
+    )
+    token_url = forms.URLField(
+        required=False, assume_scheme="https", help_text="Leave empty for the CRM's own token endpoint."
+    )
+    redirect_uri = forms.URLField(
+        required=False, assume_scheme="https", help_text="Leave empty for RingCentral's hosted redirect page."
+    )
+
+    class Meta:
+        model = ManagedOAuthApp
+        fields = ("rc_account_id", "platform", "client_id", "client_secret", "token_url", "redirect_uri")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.initial["client_secret"] = ""
+        oauth_platforms = [
+            name
+            for name in connector_settings.PLATFORMS
+            if crm_registry.get(name).auth_type == AuthType.OAUTH
+        ]
+        self.fields["platform"] = forms.ChoiceField(choices=[(name, name) for name in oauth_platforms])
+
+    def clean_client_secret(self) -> str:
+        secret: str = self.cleaned_data.get("client_secret") or ""
+        if secret:
+            return secret
+        if self.instance.pk:
+            return str(ManagedOAuthApp.objects.get(pk=self.instance.pk).client_secret)
+        raise forms.ValidationError("Enter the OAuth app's client secret.")
+
+
+@admin.register(ManagedOAuthApp)
+class ManagedOAuthAppAdmin(admin.ModelAdmin):
+    """A RingCentral account's own OAuth app for a CRM (App Connect's admin-managed OAuth)."""
+
+    form = ManagedOAuthAppForm
+    list_display = ("rc_account_id", "platform", "client_id", "updated_at")
+    list_filter = (PlatformListFilter,)
+    search_fields = ("rc_account_id", "client_id")
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[ManagedOAuthApp]:
+        return super().get_queryset(request).defer("client_secret")
 
 
 class ApiKeyInline(admin.TabularInline):

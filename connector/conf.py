@@ -10,6 +10,9 @@ from django.core.signals import setting_changed
 DEFAULTS: dict[str, Any] = {
     # platform name -> dotted path of a connector.crm.base.CrmClient subclass
     "PLATFORMS": {"builtin": "connector.crm.builtin.BuiltinCrmClient"},
+    # OAuth apps by key ("pipedrive", "clio_eu", ...): {client_id, client_secret, token_url,
+    # redirect_uri}; each OAuth connector knows its keys and fills in its CRM's endpoints
+    "OAUTH_APPS": {},
     # the manifest served by GET /crmManifest without ?platformName
     "DEFAULT_PLATFORM": "builtin",
     "RINGCENTRAL_SERVER": "https://platform.ringcentral.com",

@@ -139,6 +139,14 @@ class LoginRefused(ApplicationError):
         return {"returnMessage": self.return_message}
 
 
+class OAuthLoginRefused(LoginRefused):
+    """GET /oauth-callback could not connect the user (the CRM named no user, or the
+    server has no OAuth app for it): 200 with the `returnMessage`, as the peer answers."""
+
+    status_code = 200
+    default_code = "oauth_login_refused"
+
+
 class CrmSessionRevoked(ApplicationError):
     """The CRM revoked the user's session: the client must connect again (HTTP 401)."""
 

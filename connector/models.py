@@ -75,6 +75,34 @@ class CrmUser(models.Model):
         return bool(self.access_token)
 
 
+class ManagedOAuthApp(models.Model):
+    """A RingCentral account's own OAuth app for a CRM, set by an admin (App Connect's
+    "admin-managed OAuth"): its users connect and refresh with this client instead of the
+    one configured in the environment. The secret is encrypted and never shown again."""
+
+    rc_account_id = models.CharField("RingCentral account id", max_length=64)
+    platform = models.CharField(max_length=64)
+    client_id = models.CharField(max_length=255)
+    client_secret = EncryptedTextField()
+    # Optional: the CRM's own endpoints are used when these are blank.
+    token_url = models.URLField("token URL", max_length=500, blank=True)
+    redirect_uri = models.URLField("redirect URI", max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "account OAuth app"
+        ordering = ("rc_account_id", "platform")
+        constraints = [
+            models.UniqueConstraint(
+                fields=("rc_account_id", "platform"), name="%(app_label)s_%(class)s_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.platform} app of account {self.rc_account_id}"
+
+
 # ---------------------------------------------------------------------------
 # The built-in CRM: a small CRM kept in our own database, so a fresh checkout works
 # end to end with no outside system. Only connector.crm.builtin reads or writes it.

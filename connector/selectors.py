@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import UTC, datetime
 from functools import cache
@@ -10,7 +11,8 @@ from typing import Any
 from django.db import DEFAULT_DB_ALIAS, connection
 from django.utils.dateparse import parse_datetime
 
-from connector.models import CrmUser
+from connector.crm.base import OAuthCrmClient, OAuthInfo
+from connector.models import CrmUser, ManagedOAuthApp
 
 # Every column but the encrypted credentials, which stay deferred until a connector reads
 # them (the built-in CRM never does).
@@ -86,3 +88,22 @@ def crm_user_get(*, user_id: str, platform: str | None = None) -> CrmUser | None
     user = CrmUser.from_db(DEFAULT_DB_ALIAS, list(_USER_FIELDS), values)
     user.has_access_token = bool(row[-1])
     return user
+
+
+def oauth_info_for(*, client: OAuthCrmClient, hostname: str, rc_account_id: str) -> OAuthInfo:
+    """The OAuth app a user of `client` on `hostname` connects and refreshes with: the
+    RingCentral account's own app when an admin set one (`ManagedOAuthApp`), else the
+    connector's app from the environment. One query when an account is given."""
+    info = client.oauth_info(hostname=hostname)
+    if not rc_account_id:
+        return info
+    app = ManagedOAuthApp.objects.filter(rc_account_id=rc_account_id, platform=client.platform).first()
+    if app is None:
+        return info
+    return dataclasses.replace(
+        info,
+        client_id=app.client_id,
+        client_secret=app.client_secret,
+        token_url=app.token_url or info.token_url,
+        redirect_uri=app.redirect_uri or info.redirect_uri,
+    )

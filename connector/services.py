@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 from django.db import transaction
 from django.db.models import F, Q
@@ -23,12 +24,21 @@ from connector.crm.base import (
     FindContactResult,
     JsonDict,
     OAuthCrmClient,
+    OAuthTokens,
     UserInfoResult,
 )
 from connector.crm.builtin import api_key_digest
 from connector.crm.registry import crm_registry
-from connector.exceptions import CrmSessionRevoked, ErrorObject, LoginRefused, details_text, return_message
+from connector.exceptions import (
+    CrmSessionRevoked,
+    ErrorObject,
+    LoginRefused,
+    OAuthLoginRefused,
+    details_text,
+    return_message,
+)
 from connector.models import BuiltinApiKey, BuiltinCrmUser, CrmUser
+from connector.selectors import oauth_info_for
 
 # --- CRM failures as App Connect messages ------------------------------------------------
 
@@ -93,6 +103,7 @@ class LoginOutcome:
     user_id: str
     name: str
     return_message: JsonDict | None
+    rc_account_id: str = ""
 
 
 def crm_user_login_with_api_key(
@@ -120,10 +131,75 @@ def crm_user_login_with_api_key(
     return _crm_user_connect(
         platform=platform,
         info=info,
-        api_key=api_key,
+        tokens=OAuthTokens(
+            access_token=info.overriding_api_key or api_key, refresh_token="", expires_at=None
+        ),
         hostname=hostname,
         hashed_rc_extension_id=hashed_rc_extension_id,
         rc_account_id=rc_account_id,
+    )
+
+
+def crm_user_login_with_oauth(
+    *,
+    platform: str,
+    callback_uri: str,
+    hostname: str,
+    query: JsonDict,
+    rc_account_id: str = "",
+    verified_rc_account_id: str = "",
+    hashed_rc_extension_id: str = "",
+) -> LoginOutcome:
+    """Finish a CRM's OAuth consent (GET /oauth-callback): exchange the code carried by
+    `callback_uri` for tokens, ask the CRM whose they are, then create or update the user
+    with the tokens (encrypted) and their expiry.
+
+    The OAuth app is the account's own when an admin set one for `rc_account_id`, else the
+    environment's. The user is linked to a RingCentral account only on proof: the account
+    of a verified RingCentral token (`verified_rc_account_id`), or the account whose own
+    OAuth app the code was just exchanged with (a code is issued to one client). Raises
+    `ConnectorNotFound`; `OAuthLoginRefused` (200, App Connect's `{returnMessage}`) when
+    the app is not configured or the CRM names no user; `ErrorObject` (400 `{error}`) when
+    the callback carries an error or no code, its path is not the redirect URI's, or the
+    CRM refuses or cannot be reached. No transaction is open while the CRM is asked.
+    """
+    client = crm_registry.get(platform)
+    if not isinstance(client, OAuthCrmClient):
+        raise ErrorObject(f"{platform} does not connect with OAuth; log in with its API key.")
+    info = oauth_info_for(client=client, hostname=hostname, rc_account_id=rc_account_id)
+    if not info.client_id or not info.client_secret:
+        raise OAuthLoginRefused(
+            return_message(
+                f"{platform} is not set up on this server: its OAuth app is missing. "
+                "Please ask your administrator.",
+                message_type="danger",
+            )
+        )
+    callback = urlsplit(callback_uri)
+    params = parse_qs(callback.query)
+    if params.get("error"):
+        raise ErrorObject(f"{platform} refused the authorization: {params['error'][0]}")
+    if not params.get("code"):
+        raise ErrorObject("Missing code in callbackUri")
+    if callback.path.rstrip("/") != urlsplit(info.redirect_uri).path.rstrip("/"):
+        # client-oauth2's check, which App Connect relies on
+        raise ErrorObject(f"Redirected path should match configured path, but got: {callback.path or '/'}")
+    try:
+        tokens = client.oauth_exchange_code(info=info, callback_uri=callback_uri)
+        user_info = client.oauth_user_info(tokens=tokens, hostname=hostname, query=query)
+    except CrmError as exc:
+        raise ErrorObject(str(exc)) from exc
+    if not user_info.successful or not user_info.user_id:
+        raise OAuthLoginRefused(user_info.return_message or return_message("Login failed."))
+    user_info.platform_additional_info = {**user_info.platform_additional_info, "authMode": "oauth"}
+    managed = info.client_id != client.oauth_info(hostname=hostname).client_id
+    return _crm_user_connect(
+        platform=platform,
+        info=user_info,
+        tokens=tokens,
+        hostname=hostname,
+        hashed_rc_extension_id=hashed_rc_extension_id,
+        rc_account_id=verified_rc_account_id or (rc_account_id if managed else ""),
     )
 
 
@@ -132,12 +208,13 @@ def _crm_user_connect(
     *,
     platform: str,
     info: UserInfoResult,
-    api_key: str,
+    tokens: OAuthTokens,
     hostname: str,
     hashed_rc_extension_id: str,
     rc_account_id: str,
 ) -> LoginOutcome:
-    """Create or update the user the CRM named, locked against a concurrent login."""
+    """Create or update the user the CRM named with new credentials (an API key: no
+    refresh token, no expiry), locked against a concurrent login or refresh."""
     user, _ = CrmUser.objects.select_for_update().get_or_create(
         pk=info.user_id, defaults={"platform": platform}
     )
@@ -146,7 +223,15 @@ def _crm_user_connect(
     user.hostname = info.overriding_hostname or hostname
     user.timezone_name = info.timezone_name
     user.timezone_offset = info.timezone_offset
-    user.access_token = info.overriding_api_key or api_key
+    user.access_token = tokens.access_token
+    user.refresh_token = tokens.refresh_token
+    user.token_expiry = tokens.expires_at
+    # A refresher still holding the old pair must not store over the new one.
+    user.token_version += 1
+    user.refresh_lease_owner = ""
+    user.refresh_lease_until = None
+    user.token_refreshed_at = timezone.now() if tokens.refresh_token else None
+    user.auth_error = ""
     user.platform_additional_info = {**user.platform_additional_info, **info.platform_additional_info}
     if rc_account_id:
         user.rc_account_id = rc_account_id
@@ -157,21 +242,39 @@ def _crm_user_connect(
         user_id=user.pk,
         name=info.name,
         return_message=info.return_message,
+        rc_account_id=rc_account_id,
     )
 
 
 def crm_user_logout(*, user: CrmUser) -> JsonDict | None:
-    """Tell the CRM the user logged out, then forget the user's credentials.
+    """Tell the CRM the user logged out (an OAuth CRM revokes the grant), then forget the
+    user's credentials, whatever the CRM answered.
 
     The user row and its settings stay, as App Connect keeps them; the JWT now names a
-    user with no credentials, which every CRM route refuses.
+    user with no credentials, which every CRM route refuses. A CRM that could not revoke
+    is said in the answer (the grant may outlive the logout at the CRM), and recorded as
+    the user's `auth_error`. A refresh in flight stores nothing afterwards.
     """
     client = crm_registry.get(user.platform)
-    message = client.unauthorize(user=user)
-    user.access_token = ""
-    user.refresh_token = ""
-    user.token_expiry = None
-    user.save(update_fields=("access_token", "refresh_token", "token_expiry", "updated_at"))
+    error = ""
+    try:
+        message = client.unauthorize(user=user)
+    except CrmError as exc:
+        error = f"Revocation failed: {exc}"[:500]
+        message = return_message(
+            f"Logged out. {user.platform} could not be told to revoke this connection; "
+            f"you may remove the app in your {user.platform} settings.",
+        )
+    CrmUser.objects.filter(pk=user.pk).update(
+        access_token="",
+        refresh_token="",
+        token_expiry=None,
+        token_version=F("token_version") + 1,
+        refresh_lease_owner="",
+        refresh_lease_until=None,
+        auth_error=error,
+        updated_at=timezone.now(),
+    )
     return message
 
 
@@ -447,9 +550,7 @@ def _token_refresh(*, user: CrmUser, client: OAuthCrmClient, seen: int, lease: s
     holder = CrmUser.objects.filter(pk=user.pk, refresh_lease_owner=lease)
     refresh_token = user.refresh_token or ""
     try:
-        tokens = client.oauth_refresh(
-            info=client.oauth_info(hostname=user.hostname), refresh_token=refresh_token
-        )
+        tokens = client.oauth_refresh(info=client.oauth_info_for_user(user), refresh_token=refresh_token)
     except CrmGrantRevoked as exc:
         holder.update(refresh_lease_until=None, auth_error=str(exc)[:500])
         _tokens_reload(user)

@@ -31,6 +31,7 @@ from connector.crm.base import (
     MessageLogInput,
     OAuthCrmClient,
     OAuthInfo,
+    OAuthTokens,
     UpdateLogResult,
     UserInfoResult,
 )
@@ -52,12 +53,17 @@ class TokenEndpoint:
         self.rotate = True  # send a new refresh token with each refresh
         self.revoked: set[str] = set()
         self.codes = {"good-code": "user-1"}
+        # client id -> secret of the OAuth apps it knows (an account's own app is added)
+        self.clients = {CLIENT_ID: CLIENT_SECRET}
+        self.clients_seen: list[str] = []
         self.on_refresh: Any = None  # called before answering a refresh (tests' hook)
 
     def answer(self, path: str, form: dict[str, str], auth: str) -> tuple[int, JsonDict]:
-        expected = "Basic " + base64.b64encode(f"{CLIENT_ID}:{CLIENT_SECRET}".encode()).decode()
-        if auth != expected:
+        client_id, _, secret = base64.b64decode(auth.removeprefix("Basic ") or b"").decode().partition(":")
+        if not auth.startswith("Basic ") or self.clients.get(client_id) != secret:
             return 401, {"error": "invalid_client"}
+        with self.lock:
+            self.clients_seen.append(client_id)
         if path == "/oauth/revoke":
             with self.lock:
                 self.revocations.append(form)
@@ -125,6 +131,8 @@ class OAuthTestCrm(OAuthCrmClient):
     CRM call carried; nothing else of it is used."""
 
     token_url: ClassVar[str] = ""
+    # what oauth_user_info answers: a user id, or None to refuse the login
+    user_id: ClassVar[str | None] = "crm-user-1"
 
     def manifest(self) -> JsonDict:
         return {
@@ -147,8 +155,21 @@ class OAuthTestCrm(OAuthCrmClient):
     def get_user_info(self, *, api_key: str, hostname: str, additional_info: JsonDict) -> UserInfoResult:
         return UserInfoResult(successful=True, user_id=f"crm-user-1-{self.platform}", name="Olive OAuth")
 
+    def oauth_user_info(self, *, tokens: OAuthTokens, hostname: str, query: JsonDict) -> UserInfoResult:
+        if self.user_id is None:
+            return UserInfoResult(
+                successful=False,
+                return_message={"message": "No CRM user", "messageType": "warning", "ttl": 3000},
+            )
+        return UserInfoResult(
+            successful=True,
+            user_id=f"{self.user_id}-{self.platform}",
+            name="Olive OAuth",
+            platform_additional_info={"seenAccessToken": tokens.access_token[:4], **query},
+        )
+
     def unauthorize(self, *, user: CrmUser) -> JsonDict | None:
-        info = self.oauth_info(hostname=user.hostname)
+        info = self.oauth_info_for_user(user)
         self.oauth_revoke(info=info, token=user.refresh_token or "", token_type_hint="refresh_token")
         return {"message": "Logged out", "messageType": "success", "ttl": 1000}
 

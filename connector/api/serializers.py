@@ -163,6 +163,24 @@ class ApiKeyLoginInputSerializer(CachedFieldsSerializer):
     rcAccessToken = text(max_length=4000)
 
 
+class OAuthCallbackQuerySerializer(CachedFieldsSerializer):
+    """GET /oauth-callback's query (appconnect-api.md §2.5). Everything is optional here:
+    the view answers the peer's texts for a missing `callbackUri` or platform."""
+
+    callbackUri = text(max_length=4000)
+    code = text(max_length=2000)
+    state = text(max_length=2000)
+    hostname = text(max_length=255)
+    tokenUrl = text(max_length=2000)
+    apiUrl = text(max_length=2000)
+    username = text(max_length=255)
+    proxyId = text(max_length=255)
+    rcAccountId = text(max_length=64)
+    rcExtensionId = text(max_length=64)
+    userEmail = text(max_length=320)
+    rcAccessToken = text(max_length=4000)
+
+
 class ContactLookupQuerySerializer(CachedFieldsSerializer):
     phoneNumber = serializers.CharField(max_length=64, trim_whitespace=False)
     overridingFormat = serializers.CharField(required=False, allow_blank=True, max_length=500)

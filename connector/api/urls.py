@@ -8,6 +8,7 @@ urlpatterns = [
     path("isAlive", views.IsAliveApi.as_view(), name="is-alive"),
     path("crmManifest", views.CrmManifestApi.as_view(), name="crm-manifest"),
     path("implementedInterfaces", views.ImplementedInterfacesApi.as_view(), name="implemented-interfaces"),
+    path("oauth-callback", views.OAuthCallbackApi.as_view(), name="oauth-callback"),
     path("apiKeyLogin", views.ApiKeyLoginApi.as_view(), name="api-key-login"),
     path("authValidation", views.AuthValidationApi.as_view(), name="auth-validation"),
     path("unAuthorize", views.UnauthorizeApi.as_view(), name="unauthorize"),

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from typing import Any, ClassVar
+from urllib.parse import parse_qs, quote, urlsplit
 
 from django.http import HttpRequest, HttpResponse
 from drf_spectacular.types import OpenApiTypes
@@ -50,6 +51,7 @@ from connector.services import (
     contact_find_by_name,
     crm_user_auth_validate,
     crm_user_login_with_api_key,
+    crm_user_login_with_oauth,
     crm_user_logout,
     user_settings_update,
 )
@@ -339,6 +341,84 @@ class ApiKeyLoginApi(ConnectorApi):
         return Response(
             {
                 "jwtToken": jwt_encode(user_id=outcome.user_id, platform=data["platform"]),
+                "name": outcome.name,
+                "returnMessage": outcome.return_message,
+            }
+        )
+
+
+def _callback_state(callback_uri: str, state: str) -> dict[str, str]:
+    """App Connect's OAuth state: the `state` of `callback_uri`, else the query's, read as
+    a query string (`platform=pipedrive&hostname=...`). The legacy form carries other text
+    before `platform=` (`fillerString,platform=netsuite`)."""
+    raw = (parse_qs(urlsplit(callback_uri).query).get("state") or [state])[0]
+    values = {key: items[0] for key, items in parse_qs(raw).items()}
+    if not values.get("platform") and "platform=" in raw:
+        values["platform"] = re.split(r"[&,]", raw.split("platform=", 1)[1])[0]
+    return values
+
+
+class OAuthCallbackApi(ConnectorApi):
+    """GET /oauth-callback: finish a CRM's OAuth consent and issue the App Connect JWT.
+
+    `callbackUri` is the URL the CRM sent the browser back to, with `code` and `state`;
+    the platform comes from the state (appconnect-api.md §2.5). The code is exchanged on
+    the server with the platform's OAuth app (the account's own when an admin set one for
+    `rcAccountId`); the client secret never leaves the server.
+
+    Differs from the peer: the `rcAccountId` of the query links the user to that account
+    only when the code was exchanged with the account's own OAuth app, or when a
+    RingCentral token of the account comes with the request (`X-RC-Access-Token`); the
+    peer trusts the query. The MCP flow (`sessionId` in the state) is not served.
+    """
+
+    @extend_schema(
+        parameters=[io.OAuthCallbackQuerySerializer],
+        responses={
+            200: inline_serializer(
+                "OAuthCallbackResponse",
+                {
+                    "jwtToken": serializers.CharField(required=False),
+                    "name": serializers.CharField(required=False),
+                    "returnMessage": serializers.JSONField(required=False),
+                },
+            ),
+            **ERRORS_400,
+        },
+    )
+    def get(self, request: Request) -> HttpResponse:
+        data = self.query(io.OAuthCallbackQuerySerializer)
+        callback_uri = data.get("callbackUri", "")
+        code = data.get("code", "")
+        if not callback_uri or callback_uri == "undefined":
+            if not code:
+                raise PlainTextError("Missing callbackUri")
+            callback_uri = f"{_server_url(request._request)}/oauth-callback?code={quote(code)}"
+        state = _callback_state(callback_uri, data.get("state", ""))
+        platform = state.get("platform", "")
+        if not platform:
+            raise PlainTextError("Missing platform name")
+        if "code=" not in callback_uri and code:
+            callback_uri += ("&" if "?" in callback_uri else "?") + f"code={quote(code)}"
+        rc_token = _rc_access_token(request)
+        outcome = crm_user_login_with_oauth(
+            platform=platform,
+            callback_uri=callback_uri,
+            hostname=data.get("hostname") or state.get("hostname", ""),
+            query={
+                key: data[key]
+                for key in ("tokenUrl", "apiUrl", "username", "proxyId", "userEmail")
+                if key in data
+            },
+            rc_account_id=data.get("rcAccountId", ""),
+            verified_rc_account_id=_rc_extension(rc_token).account_id if rc_token else "",
+            hashed_rc_extension_id=_header_id(request, "rc-extension-id"),
+        )
+        if outcome.rc_account_id:
+            account_ensure(rc_account_id=outcome.rc_account_id)
+        return Response(
+            {
+                "jwtToken": jwt_encode(user_id=outcome.user_id, platform=platform),
                 "name": outcome.name,
                 "returnMessage": outcome.return_message,
             }

@@ -219,6 +219,7 @@ class MessageLogInput:
 CRM_CALLS = frozenset(
     {
         "get_user_info",
+        "oauth_user_info",
         "unauthorize",
         "auth_validation",
         "find_contact",
@@ -567,6 +568,15 @@ class CrmGrantRevoked(CrmAuthError):
     """The token endpoint refused the refresh token (`invalid_grant`): the grant is gone."""
 
 
+class OAuthNotConfigured(CrmError):
+    """The server holds no OAuth app (client id and secret) for this CRM or region."""
+
+
+# Where RingCentral's hosted page sends the browser back to App Connect's client after the
+# CRM's consent screen (crm-connectors.md §2.1); the default redirect of every OAuth app.
+EMBEDDABLE_REDIRECT_URI = "https://ringcentral.github.io/ringcentral-embeddable/redirect.html"
+
+
 class OAuthCrmClient(HttpCrmClient, abc.ABC):
     """Base for CRMs whose users connect with OAuth 2.0 (authorization code, refresh tokens).
 
@@ -582,7 +592,59 @@ class OAuthCrmClient(HttpCrmClient, abc.ABC):
 
     @abc.abstractmethod
     def oauth_info(self, *, hostname: str = "", token_url: str = "") -> OAuthInfo:
-        """The OAuth app for a user on `hostname` (CRMs with regions pick one by it)."""
+        """The OAuth app for a user on `hostname` (CRMs with regions pick one by it).
+
+        Usually `oauth_app(...)`: the app configured in the environment, with the CRM's
+        own endpoints. An admin may give a RingCentral account its own app; the services
+        put its client id and secret over this (`connector.selectors.oauth_info_for`).
+        """
+
+    @abc.abstractmethod
+    def oauth_user_info(self, *, tokens: OAuthTokens, hostname: str, query: JsonDict) -> UserInfoResult:
+        """Whose the freshly exchanged `tokens` are (GET /oauth-callback; App Connect's
+        `getUserInfo` with a Bearer header). `query` holds the callback's other fields
+        (`apiUrl`, `username`, ...) and `tokens.raw` the token endpoint's extra fields
+        (Pipedrive's `api_domain`). No local writes."""
+
+    def oauth_app(
+        self,
+        key: str,
+        *,
+        token_url: str,
+        auth_url: str,
+        scope: str = "",
+        revoke_url: str = "",
+        token_auth_method: str = "client_secret_basic",  # noqa: S107 (a method name)
+    ) -> OAuthInfo:
+        """The OAuth app `key` of `CONNECTOR["OAUTH_APPS"]` (from `<KEY>_CLIENT_ID`,
+        `<KEY>_CLIENT_SECRET`, `<KEY>_ACCESS_TOKEN_URI`, `<KEY>_REDIRECT_URI`), with the
+        CRM's endpoints for what the environment leaves out. Empty client id or secret:
+        not configured (the callback says so; the manifest shows no client id)."""
+        from connector.conf import connector_settings
+
+        app = connector_settings.OAUTH_APPS.get(key) or {}
+        return OAuthInfo(
+            client_id=app.get("client_id") or "",
+            client_secret=app.get("client_secret") or "",
+            token_url=app.get("token_url") or token_url,
+            redirect_uri=app.get("redirect_uri") or EMBEDDABLE_REDIRECT_URI,
+            auth_url=auth_url,
+            scope=scope,
+            token_auth_method=token_auth_method,
+            revoke_url=revoke_url,
+        )
+
+    def oauth_info_for_user(self, user: CrmUser) -> OAuthInfo:
+        """The OAuth app `user` connected with (the account's own app when an admin set one)."""
+        from connector.selectors import oauth_info_for
+
+        return oauth_info_for(client=self, hostname=user.hostname, rc_account_id=user.rc_account_id)
+
+    def auth_headers(self, user: CrmUser) -> dict[str, str]:
+        """The headers that authenticate a CRM call for `user`: the OAuth access token as a
+        Bearer token. A connector that also accepts an API token (`get_user_info`) sends
+        that one as the CRM wants."""
+        return self.bearer(user)
 
     def manifest_oauth(self, *, hostname: str = "") -> JsonDict:
         """The manifest's `auth.oauth` block: never the client secret."""

@@ -37,6 +37,7 @@ SERVED_OPERATIONS: frozenset[tuple[str, str]] = frozenset(
         ("GET", "/isAlive"),
         ("GET", "/crmManifest"),
         ("GET", "/implementedInterfaces"),
+        ("GET", "/oauth-callback"),
         ("POST", "/apiKeyLogin"),
         ("GET", "/authValidation"),
         ("POST", "/unAuthorize"),
