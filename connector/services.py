@@ -186,7 +186,7 @@ def crm_user_login_with_oauth(
         raise ErrorObject(f"Redirected path should match configured path, but got: {callback.path or '/'}")
     try:
         tokens = client.oauth_exchange_code(info=info, callback_uri=callback_uri)
-        user_info = client.oauth_user_info(tokens=tokens, hostname=hostname, query=query)
+        user_info = client.oauth_user_info(tokens=tokens, info=info, hostname=hostname, query=query)
     except CrmError as exc:
         raise ErrorObject(str(exc)) from exc
     if not user_info.successful or not user_info.user_id:

@@ -124,3 +124,27 @@ def retry_after_seconds(value: str | None) -> float | None:
         return float(Retry().parse_retry_after(value.strip()))
     except (ValueError, TypeError, InvalidHeader):
         return None
+
+
+def phone_number_national_digits(e164: str) -> str:
+    """The national significant digits of an E.164 number (`+14155550100` → `4155550100`),
+    or "" when it cannot be read."""
+    try:
+        return phonenumbers.national_significant_number(phonenumbers.parse(e164, None))
+    except phonenumbers.NumberParseException:
+        return ""
+
+
+def overriding_formats_render(overriding_format: str, *, digits: str) -> list[str]:
+    """App Connect's overriding formats (the user's comma-separated list, e.g.
+    `(***) ***-****,1##########`), each `*` or `#` replaced in order by `digits` (the
+    national significant digits). A format whose placeholders do not number the digits
+    does not fit the number and is left out; so are repeats."""
+    rendered: dict[str, None] = {}
+    for item in (overriding_format or "").split(","):
+        fmt = item.strip()
+        if not fmt or not digits or sum(ch in "*#" for ch in fmt) != len(digits):
+            continue
+        feed = iter(digits)
+        rendered.setdefault("".join(next(feed) if ch in "*#" else ch for ch in fmt), None)
+    return list(rendered)

@@ -155,7 +155,9 @@ class OAuthTestCrm(OAuthCrmClient):
     def get_user_info(self, *, api_key: str, hostname: str, additional_info: JsonDict) -> UserInfoResult:
         return UserInfoResult(successful=True, user_id=f"crm-user-1-{self.platform}", name="Olive OAuth")
 
-    def oauth_user_info(self, *, tokens: OAuthTokens, hostname: str, query: JsonDict) -> UserInfoResult:
+    def oauth_user_info(
+        self, *, tokens: OAuthTokens, info: OAuthInfo, hostname: str, query: JsonDict
+    ) -> UserInfoResult:
         if self.user_id is None:
             return UserInfoResult(
                 successful=False,

@@ -600,9 +600,12 @@ class OAuthCrmClient(HttpCrmClient, abc.ABC):
         """
 
     @abc.abstractmethod
-    def oauth_user_info(self, *, tokens: OAuthTokens, hostname: str, query: JsonDict) -> UserInfoResult:
+    def oauth_user_info(
+        self, *, tokens: OAuthTokens, info: OAuthInfo, hostname: str, query: JsonDict
+    ) -> UserInfoResult:
         """Whose the freshly exchanged `tokens` are (GET /oauth-callback; App Connect's
-        `getUserInfo` with a Bearer header). `query` holds the callback's other fields
+        `getUserInfo` with a Bearer header). `info` is the OAuth app they were issued to
+        (a CRM's token introspection wants its credentials). `query` holds the callback's other fields
         (`apiUrl`, `username`, ...) and `tokens.raw` the token endpoint's extra fields
         (Pipedrive's `api_domain`). No local writes."""
 
@@ -708,13 +711,15 @@ class OAuthCrmClient(HttpCrmClient, abc.ABC):
         if not info.revoke_url or not token:
             return
         try:
-            self._oauth_session(info).revoke_token(
+            response = self._oauth_session(info).revoke_token(
                 info.revoke_url, token=token, token_type_hint=token_type_hint
             )
         except OAuthError as exc:
             raise CrmAuthError(f"{self.platform} refused the revocation ({exc.error})") from exc
         except requests.RequestException as exc:
             raise CrmUnavailable(f"{self.platform}'s revocation endpoint could not be reached") from exc
+        if not response.ok:  # authlib hands back the endpoint's answer, whatever it is
+            raise crm_error_for_status(response, platform=self.platform)
 
     @staticmethod
     def bearer(user: CrmUser) -> dict[str, str]:

@@ -9,7 +9,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from connector.utils import InvalidPhoneNumber, hash_value, phone_number_last4, phone_number_normalize
+from connector.utils import (
+    InvalidPhoneNumber,
+    hash_value,
+    overriding_formats_render,
+    phone_number_last4,
+    phone_number_national_digits,
+    phone_number_normalize,
+)
 
 # A valid North American number: area code and exchange start with 2-9.
 area_codes = st.from_regex(re.compile(r"[2-9][0-9]{2}"), fullmatch=True).filter(lambda a: a[1:] != "11")
@@ -92,3 +99,16 @@ def test_hash_value_depends_on_the_hash_key(settings) -> None:
 
     assert hash_value("62001") != one
     assert re.fullmatch(r"[0-9a-f]{64}", one)
+
+
+def test_overriding_formats_are_filled_digit_by_digit_and_misfits_left_out() -> None:
+    formats = "(***) ***-****, 1##########,+44 ###,,(***) ***-****"
+
+    assert overriding_formats_render(formats, digits="4155550100") == ["(415) 555-0100", "14155550100"]
+    assert overriding_formats_render(formats, digits="") == []
+
+
+def test_national_digits_of_an_e164_number() -> None:
+    assert phone_number_national_digits("+14155550100") == "4155550100"
+    assert phone_number_national_digits("+442079460958") == "2079460958"
+    assert phone_number_national_digits("not a number") == ""

@@ -75,7 +75,8 @@ class FakeApi:
     """Routes, the requests seen, and the faults planned; shared by the handler threads."""
 
     def __init__(self) -> None:
-        self.lock = threading.Lock()
+        # reentrant: a route handler holding it may call next_id()
+        self.lock = threading.RLock()
         self.routes: list[tuple[str, re.Pattern[str], Handler]] = []
         self.seen: list[Seen] = []
         self.faults: list[_Fault] = []
