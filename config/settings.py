@@ -222,6 +222,10 @@ _OUTBOUND_TIMEOUT = env.float("OUTBOUND_TIMEOUT_SECONDS", default=10.0)
 CONNECTOR = {
     "PLATFORMS": {
         "builtin": "connector.crm.builtin.BuiltinCrmClient",
+        # real CRMs: OAuth once their app is configured (README, "Connecting a CRM")
+        "pipedrive": "connector.crm.pipedrive.PipedriveCrmClient",
+        "hubspot": "connector.crm.hubspot.HubspotCrmClient",
+        "clio": "connector.crm.clio.ClioCrmClient",
     },
     "DEFAULT_PLATFORM": "builtin",
     "RINGCENTRAL_SERVER": env.str("RINGCENTRAL_SERVER", default="https://platform.ringcentral.com"),

@@ -74,6 +74,9 @@ def test_extra_crm_platforms_come_from_the_environment():
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == {
         "builtin": "connector.crm.builtin.BuiltinCrmClient",
+        "pipedrive": "connector.crm.pipedrive.PipedriveCrmClient",
+        "hubspot": "connector.crm.hubspot.HubspotCrmClient",
+        "clio": "connector.crm.clio.ClioCrmClient",
         "acme": "acme.crm.AcmeClient",
         "memory": "memory_crm.MemoryCrmClient",
     }

@@ -269,7 +269,7 @@ BAD_SETTINGS = [
     ),
     ({"defaultPlaceholderName": {"value": 42}}, "adminSettings.userSettings.defaultPlaceholderName.value"),
     (
-        {"placeholderContactType": {"value": "Company"}},
+        {"placeholderContactType": {"value": "Spaceship"}},
         "adminSettings.userSettings.placeholderContactType.value",
     ),
     ({"autoLogCall": {"value": "true"}}, "adminSettings.userSettings.autoLogCall.value"),

@@ -54,7 +54,7 @@ def form_errors(response: Any) -> dict[str, list[str]]:
         ("defaultPlaceholderName", '"{bogus}"'),
         ("defaultPlaceholderName", '"Caller {last4"'),
         ("defaultPlaceholderName", '""'),
-        ("placeholderContactType", '"Company"'),
+        ("placeholderContactType", '"Spaceship"'),
         ("autoLogCall", '"yes"'),
         ("unknownContactAction", "not json"),
     ],
@@ -190,7 +190,7 @@ def test_the_settings_list_shows_scope_and_value(admin_client) -> None:
         ("Lead", "Caller {last4", "template"),
         ("Lead", "{0}", "template"),
         ("Lead", "   ", "template"),
-        ("Company", "New lead {last4}", "contact_type"),
+        ("Spaceship", "New lead {last4}", "contact_type"),
         ("lead", "New lead {last4}", "contact_type"),
     ],
 )

@@ -398,7 +398,7 @@ def test_refused_writes_change_nothing(crm_user: CrmUser) -> None:
     with pytest.raises(ValueError):
         placeholder_name_save(name=PlaceholderNameTemplate(contact_type="Lead", template="{x}"))
     with pytest.raises(ValueError):
-        placeholder_name_save(name=PlaceholderNameTemplate(contact_type="Company", template="Caller"))
+        placeholder_name_save(name=PlaceholderNameTemplate(contact_type="Spaceship", template="Caller"))
 
     assert RuleSetting.objects.count() == 0
     assert PlaceholderNameTemplate.objects.count() == 0

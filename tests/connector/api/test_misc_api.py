@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from django.db import connection
 from django.test import Client
 
@@ -49,7 +50,7 @@ def test_the_default_manifest(anon: ApiClient) -> None:
 
 
 def test_an_unknown_manifest_is_a_400_text(anon: ApiClient) -> None:
-    response = anon.get("/crmManifest", {"platformName": "pipedrive"})
+    response = anon.get("/crmManifest", {"platformName": "salesforce"})
 
     assert response.status_code == 400
     assert text_of(response) == "Platform not found"
@@ -215,3 +216,25 @@ def test_a_lost_database_connection_is_a_503_json_the_client_can_retry(api: ApiC
             "ttl": 5000,
         },
     }
+
+
+@pytest.mark.parametrize("platform", ["pipedrive", "hubspot", "clio"])
+def test_a_real_crms_manifest_offers_oauth_without_the_secret(
+    anon: ApiClient, settings, platform: str
+) -> None:
+    key = "clio" if platform == "clio" else platform
+    settings.CONNECTOR = {
+        **settings.CONNECTOR,
+        "OAUTH_APPS": {key: {"client_id": f"{platform}-client", "client_secret": "s3cr3t-DO-NOT-SHOW"}},
+    }
+
+    response = anon.get("/crmManifest", {"platformName": platform})
+
+    assert response.status_code == 200
+    manifest = response.json()["platforms"][platform]
+    assert manifest["auth"]["type"] == "oauth"
+    oauth = manifest["auth"]["oauth"]
+    assert oauth["clientId"] == f"{platform}-client"
+    assert oauth["authUrl"].startswith("https://") and f"platform={platform}" in oauth["customState"]
+    assert "s3cr3t-DO-NOT-SHOW" not in response.content.decode()
+    assert manifest["contactTypes"]
