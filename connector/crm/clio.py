@@ -567,29 +567,55 @@ class ClioCrmClient(OAuthCrmClient):
             if direction
             else f"[Call] Call with {contact.name} [{contact.phone_number}]"
         )
+        log_id = self._communication_create(
+            user=user,
+            contact=contact,
+            inbound=inbound,
+            subject=subject,
+            body=data.composed_log_details or data.note,
+            received_at=call.get("startTime"),
+            additional_submission=data.additional_submission,
+            log_key=data.log_key,
+        )
+        return LogResult(log_id=log_id, return_message=_success("Call logged"))
+
+    def _communication_create(
+        self,
+        *,
+        user: CrmUser,
+        contact: LogContact,
+        inbound: bool,
+        subject: str,
+        body: str,
+        received_at: Any,
+        additional_submission: JsonDict,
+        log_key: str,
+    ) -> str:
+        """POST a `PhoneCommunication` between the user and the contact (from the contact
+        when `inbound`), on the matter picked in the form, with our log key as an external
+        property; its Clio id."""
         senders, receivers = _parties(
             user_id=_user_id(user), contact_id=_record_id(contact.id, what="Contact"), inbound=inbound
         )
         record: JsonDict = {
             "type": "PhoneCommunication",
             "subject": subject[:255],
-            "body": data.composed_log_details or data.note or "No details available",
+            "body": body or "No details available",
             "senders": senders,
             "receivers": receivers,
         }
-        received_at = _iso(call.get("startTime"))
-        if received_at:
-            record["received_at"] = received_at
-        matter = _matter(data.additional_submission)
+        when = _iso(received_at)
+        if when:
+            record["received_at"] = when
+        matter = _matter(additional_submission)
         if matter:
             record["matter"] = matter
-        if data.log_key:
-            record["external_properties"] = [{"name": LOG_KEY_PROPERTY, "value": data.log_key}]
+        if log_key:
+            record["external_properties"] = [{"name": LOG_KEY_PROPERTY, "value": log_key}]
         response = self._call(
             user, "POST", "communications.json", params={"fields": "id"}, json={"data": record}
         )
-        created = self._data(response, write=True)
-        return LogResult(log_id=str(created["id"]), return_message=_success("Call logged"))
+        return str(self._data(response, write=True)["id"])
 
     def find_call_log(self, *, user: CrmUser, log_key: str, contact_id: str) -> str | None:
         """The communication carrying `log_key` (`GET /api/v4/communications.json` filtered
@@ -721,29 +747,17 @@ class ClioCrmClient(OAuthCrmClient):
                 f"Conversation with {contact.name or contact.phone_number} ({contact.phone_number})\n"
                 + self._message_line(user=user, contact=contact, data=data)
             )
-        senders, receivers = _parties(
-            user_id=_user_id(user), contact_id=_record_id(contact.id, what="Contact"), inbound=inbound
+        log_id = self._communication_create(
+            user=user,
+            contact=contact,
+            inbound=inbound,
+            subject=subject or f"Messages with {contact.name or contact.phone_number}",
+            body=body,
+            received_at=message.get("creationTime"),
+            additional_submission=data.additional_submission,
+            log_key=data.log_key,
         )
-        record: JsonDict = {
-            "type": "PhoneCommunication",
-            "subject": (subject or f"Messages with {contact.name or contact.phone_number}")[:255],
-            "body": body or "No details available",
-            "senders": senders,
-            "receivers": receivers,
-        }
-        received_at = _iso(message.get("creationTime"))
-        if received_at:
-            record["received_at"] = received_at
-        matter = _matter(data.additional_submission)
-        if matter:
-            record["matter"] = matter
-        if data.log_key:
-            record["external_properties"] = [{"name": LOG_KEY_PROPERTY, "value": data.log_key}]
-        response = self._call(
-            user, "POST", "communications.json", params={"fields": "id"}, json={"data": record}
-        )
-        created = self._data(response, write=True)
-        return LogResult(log_id=str(created["id"]), return_message=_success("Message logged", 1000))
+        return LogResult(log_id=log_id, return_message=_success("Message logged", 1000))
 
     def update_message_log(
         self, *, user: CrmUser, contact: LogContact, crm_log_id: str, data: MessageLogInput

@@ -51,6 +51,20 @@ class Seen:
         query = "&".join(f"{k}={v}" for k, v in self.query.items())
         return f"{self.method} {self.path}" + (f"?{query}" if query else "")
 
+    def summary(self, width: int = 220) -> str:
+        """`line()` with the body's fields (a form's values hidden where they are secrets)."""
+        if not self.body:
+            return self.line()
+        if "json" in self.headers.get("content-type", ""):
+            fields = json.dumps(self.json, separators=(",", ":"))
+        else:
+            fields = "&".join(
+                f"{k}={'…' if k in ('client_secret', 'code', 'refresh_token', 'token') else v}"
+                for k, v in self.form.items()
+            )
+        text = f"{self.line()}  {fields}"
+        return text if len(text) <= width else text[: width - 1] + "…"
+
 
 @dataclass
 class Reply:
@@ -177,6 +191,26 @@ def serve(api: FakeApi) -> Iterator[str]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+@contextmanager
+def served(fake: Any, settings: Any, *, app_key: str = "", **connector: Any) -> Iterator[str]:
+    """Serve a CRM fake (`fake.api`) on loopback and point our settings at it, through
+    pytest-django's `settings`: OUTBOUND_HOST_MAP sends the fake's `hosts` there, and its
+    OAuth app is configured under `app_key` (default: the fake's `oauth_app_key`); other
+    CONNECTOR values may be given. Yields the fake's base URL."""
+    with serve(fake.api) as base_url:
+        apps = {
+            **settings.CONNECTOR["OAUTH_APPS"],
+            app_key or fake.oauth_app_key: {"client_id": fake.client_id, "client_secret": fake.client_secret},
+        }
+        settings.CONNECTOR = {
+            **settings.CONNECTOR,
+            "OUTBOUND_HOST_MAP": {host: base_url for host in fake.hosts},
+            "OAUTH_APPS": apps,
+            **connector,
+        }
+        yield base_url
 
 
 class OAuthEndpoint:

@@ -31,7 +31,7 @@ from connector.crm.registry import crm_registry
 from connector.models import CrmUser
 from connector.services import crm_user_login_with_oauth
 from tests.crm_fakes.clio import ClioFake
-from tests.crm_fakes.server import Reply, serve
+from tests.crm_fakes.server import Reply, served
 
 US = "https://app.clio.com"
 EU = "https://eu.app.clio.com"
@@ -859,17 +859,7 @@ def test_a_422_is_a_rejection(client, user) -> None:
 @pytest.fixture
 def fake(settings, db):
     fake = ClioFake()
-    with serve(fake.api) as base_url:
-        settings.CONNECTOR = {
-            **settings.CONNECTOR,
-            "OUTBOUND_HOST_MAP": {host: base_url for host in fake.hosts},
-            "PLATFORMS": {**settings.CONNECTOR["PLATFORMS"], "clio": "connector.crm.clio.ClioCrmClient"},
-            "OAUTH_APPS": {
-                **settings.CONNECTOR.get("OAUTH_APPS", {}),
-                "clio_eu": {"client_id": fake.client_id, "client_secret": fake.client_secret},
-            },
-            "OUTBOUND_RETRY_AFTER_CAP_SECONDS": 2.0,
-        }
+    with served(fake, settings, app_key="clio_eu", OUTBOUND_RETRY_AFTER_CAP_SECONDS=2.0):
         yield fake
 
 

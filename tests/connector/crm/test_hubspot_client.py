@@ -39,7 +39,7 @@ from connector.crm.hubspot import (
 from connector.crm.registry import crm_registry
 from connector.models import CrmUser
 from tests.crm_fakes.hubspot import HUB_ID, OWNER_ID, PRIVATE_APP_TOKEN, HubspotFake
-from tests.crm_fakes.server import serve
+from tests.crm_fakes.server import served
 
 API = "https://api.hubapi.com"
 CLIENT_ID, CLIENT_SECRET = "hs-client-id", "hs-client-secret"
@@ -952,24 +952,7 @@ def test_a_validation_error_is_a_rejection(client, mocked, user) -> None:
 def test_the_client_against_the_fake_over_loopback(settings, db) -> None:
     fake = HubspotFake()
     fake.search_lag = 30.0  # nothing created here shows in search during the test
-    with serve(fake.api) as base_url:
-        settings.CONNECTOR = {
-            **settings.CONNECTOR,
-            "OUTBOUND_HOST_MAP": {host: base_url for host in fake.hosts},
-            "PLATFORMS": {
-                **settings.CONNECTOR["PLATFORMS"],
-                "hubspot": "connector.crm.hubspot.HubspotCrmClient",
-            },
-            "OAUTH_APPS": {
-                **settings.CONNECTOR["OAUTH_APPS"],
-                fake.oauth_app_key: {
-                    "client_id": fake.client_id,
-                    "client_secret": fake.client_secret,
-                    "token_url": "",
-                    "redirect_uri": "",
-                },
-            },
-        }
+    with served(fake, settings):
         client = crm_registry.get("hubspot")
         assert isinstance(client, HubspotCrmClient)
 

@@ -37,7 +37,7 @@ from connector.crm.pipedrive import (
 from connector.crm.registry import crm_registry
 from connector.models import CrmUser
 from tests.crm_fakes.pipedrive import PipedriveFake
-from tests.crm_fakes.server import serve
+from tests.crm_fakes.server import served
 
 HOST = "https://acme.pipedrive.com"
 USER_ID = "4242-pipedrive"
@@ -885,22 +885,7 @@ def test_a_refused_access_token_is_an_auth_error(client, mocked) -> None:
 @pytest.fixture
 def fake(settings) -> Iterator[PipedriveFake]:
     pipedrive = PipedriveFake()
-    with serve(pipedrive.api) as base_url:
-        settings.CONNECTOR = {
-            **settings.CONNECTOR,
-            "OUTBOUND_HOST_MAP": {host: base_url for host in pipedrive.hosts},
-            "PLATFORMS": {
-                **settings.CONNECTOR["PLATFORMS"],
-                "pipedrive": "connector.crm.pipedrive.PipedriveCrmClient",
-            },
-            "OAUTH_APPS": {
-                **settings.CONNECTOR["OAUTH_APPS"],
-                pipedrive.oauth_app_key: {
-                    "client_id": pipedrive.client_id,
-                    "client_secret": pipedrive.client_secret,
-                },
-            },
-        }
+    with served(pipedrive, settings):
         yield pipedrive
 
 

@@ -11,6 +11,7 @@ revoked grant, a CRM that hangs, a CRM that fails after the placeholder was made
 from __future__ import annotations
 
 import importlib
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -25,7 +26,7 @@ from logs.models import CallLog
 from rules.models import PlaceholderContact
 from tests.concurrency import concurrently
 from tests.conftest import ApiClient, call_body, on_postgres
-from tests.crm_fakes.server import Reply, serve
+from tests.crm_fakes.server import Reply, served
 from tests.rules.test_automatic_flow import set_rules
 
 UNKNOWN = "+14155550199"
@@ -67,16 +68,7 @@ class Crm:
 def crm(request, settings, db) -> Iterator[Crm]:
     module, name = CRMS[request.param]
     fake = getattr(importlib.import_module(module), name)()
-    with serve(fake.api) as base_url:
-        settings.CONNECTOR = {
-            **settings.CONNECTOR,
-            "OUTBOUND_HOST_MAP": {host: base_url for host in fake.hosts},
-            "OAUTH_APPS": {
-                **settings.CONNECTOR["OAUTH_APPS"],
-                fake.oauth_app_key: {"client_id": fake.client_id, "client_secret": fake.client_secret},
-            },
-            "OUTBOUND_TIMEOUT_SECONDS": 3.0,
-        }
+    with served(fake, settings, OUTBOUND_TIMEOUT_SECONDS=3.0):
         yield Crm(fake=fake, platform=fake.platform)
 
 
@@ -130,7 +122,7 @@ def test_unknown_caller_by_rule_makes_one_placeholder_for_every_call(crm: Crm) -
     assert len(crm.fake.call_logs()) == 2
     assert PlaceholderContact.objects.get().contact_id == str(contact["id"])
     # What the flow asked of the CRM, for the record (pytest -s shows it).
-    print(f"\n{crm.platform}:", *(request.line() for request in crm.fake.api.seen), sep="\n  ")
+    print(f"\n{crm.platform}:", *(request.summary() for request in crm.fake.api.seen), sep="\n  ")
 
 
 def test_a_placeholder_is_reused_while_the_crms_search_does_not_see_it_yet(crm: Crm) -> None:
@@ -232,9 +224,11 @@ def test_an_expired_token_is_refreshed_once_for_twenty_requests_at_once(crm: Crm
     CrmUser.objects.filter(pk=crm.fake.user_id).update(token_expiry=timezone.now() + timedelta(seconds=30))
     crm.fake.oauth.refresh_delay = 0.3
 
+    started = time.monotonic()
     statuses = concurrently(
         20, lambda _: ApiClient(api.token).get("/contact", {"phoneNumber": UNKNOWN}).status_code
     )
+    elapsed = time.monotonic() - started
 
     assert statuses == [200] * 20
     assert crm.fake.oauth.refreshes == 1
@@ -242,3 +236,9 @@ def test_an_expired_token_is_refreshed_once_for_twenty_requests_at_once(crm: Crm
     lookups = crm.requests("find_contact")
     assert len(lookups) >= 20
     assert {r.headers["authorization"] for r in lookups} == {f"Bearer {new_token}"}
+    refresh_calls = [r for r in crm.fake.api.requests("POST") if r.form.get("grant_type") == "refresh_token"]
+    print(
+        f"\n{crm.platform}: 20 lookups at once on an expiring token: {statuses.count(200)} answered 200,"
+        f" {len(refresh_calls)} refresh request(s) at the token endpoint, {len(lookups)} lookups all"
+        f" with the new token, {elapsed:.2f} s in all (the refresh takes 0.3 s)"
+    )
