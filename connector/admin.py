@@ -6,12 +6,19 @@ names only non-secret fields; built-in API keys show their prefix alone.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html
+from simple_history.admin import SimpleHistoryAdmin
 
 from connector.choices import AuthType
 from connector.conf import connector_settings
@@ -24,8 +31,14 @@ from connector.models import (
     BuiltinCrmUser,
     CrmUser,
     ManagedOAuthApp,
+    ProxyConnector,
 )
-from connector.services import builtin_api_key_revoke
+from connector.services import (
+    builtin_api_key_revoke,
+    proxy_config_errors,
+    proxy_connector_save,
+    proxy_connector_try,
+)
 from connector.utils import InvalidPhoneNumber, phone_number_normalize
 
 
@@ -224,3 +237,121 @@ class BuiltinActivityAdmin(ReadOnlyAdmin):
     list_select_related = ("contact", "owner")
     search_fields = ("subject", "=id", "contact__name")
     date_hierarchy = "created_at"
+
+
+class ProxyConnectorForm(forms.ModelForm):
+    """The config as JSON, validated in full before it is saved (every fault listed, each
+    naming its operation and path); the secret key is written, never shown."""
+
+    config = forms.JSONField(
+        widget=forms.Textarea(attrs={"rows": 30, "cols": 100, "style": "font-family: monospace"}),
+        help_text="App Connect's proxy connector format: meta, auth, requestDefaults, operations.",
+    )
+    secret_key = forms.CharField(
+        widget=forms.PasswordInput(render_value=False),
+        required=False,
+        help_text="{{secretKey}} in the config. Stored encrypted and never shown again; leave empty "
+        "to keep the current one.",
+    )
+
+    class Meta:
+        model = ProxyConnector
+        fields = ("config", "secret_key")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.initial["secret_key"] = ""
+
+    def clean_config(self) -> Any:
+        config = self.cleaned_data.get("config")
+        errors = proxy_config_errors(
+            config=config, proxy_id=self.instance.proxy_id if self.instance.pk else ""
+        )
+        if errors:
+            raise forms.ValidationError(errors)
+        return config
+
+
+class ProxyTryForm(forms.Form):
+    api_key = forms.CharField(
+        label="API key", widget=forms.PasswordInput(render_value=False), required=False, max_length=2000
+    )
+    additional_info = forms.JSONField(
+        label="Additional login fields", required=False, initial=dict, help_text="A JSON object, e.g. {}"
+    )
+    phone_number = forms.CharField(max_length=32, initial="+14155550100")
+
+    def clean_additional_info(self) -> dict[str, Any]:
+        value = self.cleaned_data.get("additional_info") or {}
+        if not isinstance(value, dict):
+            raise forms.ValidationError("Enter a JSON object.")
+        return value
+
+    def clean_phone_number(self) -> str:
+        try:
+            return phone_number_normalize(self.cleaned_data["phone_number"])
+        except InvalidPhoneNumber as exc:
+            raise forms.ValidationError(str(exc)) from exc
+
+
+@admin.register(ProxyConnector)
+class ProxyConnectorAdmin(SimpleHistoryAdmin):
+    """REST CRMs described in JSON. Saving validates the whole config; "Try it" runs its
+    getUserInfo and findContact against the real CRM with credentials the admin types,
+    storing nothing and masking every credential in what it shows."""
+
+    form = ProxyConnectorForm
+    list_display = ("name", "display_name", "proxy_id", "revision", "updated_at", "try_link")
+    readonly_fields = ("proxy_id", "name", "display_name", "revision", "updated_at")
+    search_fields = ("name", "display_name", "proxy_id")
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[ProxyConnector]:
+        return super().get_queryset(request).defer("secret_key")
+
+    def save_model(self, request: HttpRequest, obj: ProxyConnector, form: Any, change: bool) -> None:
+        saved = proxy_connector_save(
+            config=form.cleaned_data["config"],
+            secret_key=form.cleaned_data.get("secret_key") or None,
+            proxy_id=obj.proxy_id if change else "",
+        )
+        obj.pk, obj.proxy_id, obj.name = saved.pk, saved.proxy_id, saved.name
+
+    @admin.display(description="try it")
+    def try_link(self, obj: ProxyConnector) -> str:
+        return format_html(
+            '<a href="{}">Try it</a>', reverse("admin:connector_proxyconnector_try", args=[obj.pk])
+        )
+
+    def get_urls(self) -> list[Any]:
+        return [
+            path(
+                "<int:object_id>/try/",
+                self.admin_site.admin_view(self.try_view),
+                name="connector_proxyconnector_try",
+            ),
+            *super().get_urls(),
+        ]
+
+    def try_view(self, request: HttpRequest, object_id: int) -> HttpResponse:
+        connector = get_object_or_404(ProxyConnector, pk=object_id)
+        if not self.has_change_permission(request, connector):
+            raise PermissionDenied
+        form = ProxyTryForm(request.POST or None)
+        report = None
+        if request.method == "POST" and form.is_valid():
+            report = proxy_connector_try(
+                connector=connector,
+                api_key=form.cleaned_data["api_key"],
+                additional_info=form.cleaned_data["additional_info"],
+                phone_number=form.cleaned_data["phone_number"],
+            )
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "original": connector,
+            "title": f"Try {connector}",
+            "form": form,
+            "report": report,
+            "report_json": json.dumps(report, indent=2, default=str) if report is not None else "",
+        }
+        return TemplateResponse(request, "admin/connector/proxyconnector/try_it.html", context)

@@ -147,6 +147,16 @@ class OAuthLoginRefused(LoginRefused):
     default_code = "oauth_login_refused"
 
 
+class ProxyConfigInvalid(ApplicationError):
+    """A proxy connector config was refused; `errors` names every fault and where."""
+
+    default_code = "proxy_config_invalid"
+
+    def __init__(self, errors: list[str]) -> None:
+        self.errors = errors
+        super().__init__("The proxy connector config was refused: " + "; ".join(errors))
+
+
 class CrmSessionRevoked(ApplicationError):
     """The CRM revoked the user's session: the client must connect again (HTTP 401)."""
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import secrets
 from typing import Any
 
 from django.db import models
 from encrypted_fields.fields import EncryptedTextField
+from simple_history.models import HistoricalRecords
 
 from connector.choices import ActivityKind, BuiltinContactType
 
@@ -101,6 +103,39 @@ class ManagedOAuthApp(models.Model):
 
     def __str__(self) -> str:
         return f"{self.platform} app of account {self.rc_account_id}"
+
+
+def _proxy_id() -> str:
+    return secrets.token_urlsafe(12)
+
+
+class ProxyConnector(models.Model):
+    """A REST CRM described in JSON, in App Connect's proxy-connector format (`meta`,
+    `auth`, `requestDefaults`, `operations`): a connector without code.
+
+    Its platform name is the config's `meta.name`; App Connect's client selects it with
+    `proxyId` at login, and the user keeps it. The config is validated before it is
+    stored (`connector.services.proxy_connector_save`); its secret key (`{{secretKey}}`
+    in templates) is encrypted and never shown again, nor kept in the history.
+    `revision` grows with each save, so every process rebuilds its client.
+    """
+
+    proxy_id = models.CharField("proxy id", max_length=32, unique=True, default=_proxy_id, editable=False)
+    name = models.CharField("platform name", max_length=64, unique=True, editable=False)
+    display_name = models.CharField(max_length=255, blank=True, editable=False)
+    config = models.JSONField()
+    secret_key = EncryptedTextField(null=True, blank=True)
+    revision = models.PositiveIntegerField(default=1, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    history = HistoricalRecords(excluded_fields=["secret_key"])
+
+    class Meta:
+        verbose_name = "proxy connector"
+        ordering = ("name",)
+
+    def __str__(self) -> str:
+        return f"{self.display_name or self.name} ({self.name})"
 
 
 # ---------------------------------------------------------------------------

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import threading
 from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
+from django.core.cache import cache as django_cache
 from django.db import DEFAULT_DB_ALIAS, connection
 from django.utils.dateparse import parse_datetime
 
-from connector.crm.base import OAuthCrmClient, OAuthInfo
-from connector.models import CrmUser, ManagedOAuthApp
+from connector.crm.base import CrmClient, OAuthCrmClient, OAuthInfo
+from connector.models import CrmUser, ManagedOAuthApp, ProxyConnector
 
 # Every column but the encrypted credentials, which stay deferred until a connector reads
 # them (the built-in CRM never does).
@@ -107,3 +109,66 @@ def oauth_info_for(*, client: OAuthCrmClient, hostname: str, rc_account_id: str)
         token_url=app.token_url or info.token_url,
         redirect_uri=app.redirect_uri or info.redirect_uri,
     )
+
+
+# --- proxy connectors ------------------------------------------------------------------------
+
+# A process checks a proxy config's revision this often at most (with the default
+# per-process cache; a shared CACHE_URL sees a change at once).
+PROXY_CACHE_SECONDS = 10
+_proxy_clients: dict[str, tuple[str, CrmClient]] = {}
+_proxy_clients_lock = threading.Lock()
+
+
+def proxy_revision_key(name: str) -> str:
+    return f"proxy:revision:{name}"
+
+
+def proxy_clients_forget() -> None:
+    """Drop this process's proxy clients (the settings they were built with changed)."""
+    with _proxy_clients_lock:
+        _proxy_clients.clear()
+
+
+def proxy_client_get(*, name: str) -> CrmClient | None:
+    """The client of the proxy connector whose platform name is `name`, or None.
+
+    Built once per process and saved revision: a request costs one cache read, and a query
+    only when the cached revision expired or was dropped by a save. Only the connector's
+    proxy id and revision are cached, never its config's secret key.
+    """
+    from connector.crm.proxy import ProxyCrmClient
+
+    key = proxy_revision_key(name)
+    marker = django_cache.get(key)
+    if marker is None:
+        found = ProxyConnector.objects.filter(name=name).values_list("proxy_id", "revision").first()
+        marker = f"{found[0]}:{found[1]}" if found else ""
+        django_cache.set(key, marker, PROXY_CACHE_SECONDS)
+    if not marker:
+        return None
+    known = _proxy_clients.get(name)
+    if known is not None and known[0] == marker:
+        return known[1]
+    row = ProxyConnector.objects.filter(name=name).first()
+    if row is None:
+        return None
+    client = ProxyCrmClient(
+        row.name, config=row.config, secret_key=row.secret_key or "", proxy_id=row.proxy_id
+    )
+    with _proxy_clients_lock:
+        _proxy_clients[name] = (f"{row.proxy_id}:{row.revision}", client)
+    return client
+
+
+def proxy_connector_get(*, proxy_id: str) -> ProxyConnector | None:
+    return ProxyConnector.objects.filter(proxy_id=proxy_id).first() if proxy_id else None
+
+
+def proxy_connector_get_by_name(*, name: Any) -> ProxyConnector | None:
+    return ProxyConnector.objects.filter(name=name).first() if isinstance(name, str) and name else None
+
+
+def proxy_connector_names() -> list[str]:
+    """The platform names of the proxy connectors (one query)."""
+    return list(ProxyConnector.objects.order_by("name").values_list("name", flat=True))

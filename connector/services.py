@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import secrets
 import threading
 import time
@@ -10,6 +11,7 @@ from datetime import timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from django.core.cache import cache
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
@@ -34,11 +36,12 @@ from connector.exceptions import (
     ErrorObject,
     LoginRefused,
     OAuthLoginRefused,
+    ProxyConfigInvalid,
     details_text,
     return_message,
 )
-from connector.models import BuiltinApiKey, BuiltinCrmUser, CrmUser
-from connector.selectors import oauth_info_for
+from connector.models import BuiltinApiKey, BuiltinCrmUser, CrmUser, ProxyConnector
+from connector.selectors import oauth_info_for, proxy_connector_get, proxy_revision_key
 
 # --- CRM failures as App Connect messages ------------------------------------------------
 
@@ -114,6 +117,7 @@ def crm_user_login_with_api_key(
     additional_info: JsonDict,
     hashed_rc_extension_id: str = "",
     rc_account_id: str = "",
+    proxy_id: str = "",
 ) -> LoginOutcome:
     """Check an API key with the CRM, then create or update the connected user.
 
@@ -121,6 +125,7 @@ def crm_user_login_with_api_key(
     `ConnectorNotFound`, `LoginRefused` (the CRM said no) or `ErrorObject` (the CRM could
     not be asked). The CRM is asked before the transaction that writes the user begins.
     """
+    proxy_login_check(platform=platform, proxy_id=proxy_id)
     client = crm_registry.get(platform)
     try:
         info = client.get_user_info(api_key=api_key, hostname=hostname, additional_info=additional_info)
@@ -128,6 +133,8 @@ def crm_user_login_with_api_key(
         raise ErrorObject(str(exc)) from exc
     if not info.successful or not info.user_id:
         raise LoginRefused(info.return_message or return_message("Login failed."))
+    if proxy_id:
+        info.platform_additional_info = {**info.platform_additional_info, "proxyId": proxy_id}
     return _crm_user_connect(
         platform=platform,
         info=info,
@@ -149,6 +156,7 @@ def crm_user_login_with_oauth(
     rc_account_id: str = "",
     verified_rc_account_id: str = "",
     hashed_rc_extension_id: str = "",
+    proxy_id: str = "",
 ) -> LoginOutcome:
     """Finish a CRM's OAuth consent (GET /oauth-callback): exchange the code carried by
     `callback_uri` for tokens, ask the CRM whose they are, then create or update the user
@@ -163,6 +171,7 @@ def crm_user_login_with_oauth(
     the callback carries an error or no code, its path is not the redirect URI's, or the
     CRM refuses or cannot be reached. No transaction is open while the CRM is asked.
     """
+    proxy_login_check(platform=platform, proxy_id=proxy_id)
     client = crm_registry.get(platform)
     if not isinstance(client, OAuthCrmClient):
         raise ErrorObject(f"{platform} does not connect with OAuth; log in with its API key.")
@@ -191,7 +200,11 @@ def crm_user_login_with_oauth(
         raise ErrorObject(str(exc)) from exc
     if not user_info.successful or not user_info.user_id:
         raise OAuthLoginRefused(user_info.return_message or return_message("Login failed."))
-    user_info.platform_additional_info = {**user_info.platform_additional_info, "authMode": "oauth"}
+    user_info.platform_additional_info = {
+        **user_info.platform_additional_info,
+        "authMode": "oauth",
+        **({"proxyId": proxy_id} if proxy_id else {}),
+    }
     managed = info.client_id != client.oauth_info(hostname=hostname).client_id
     return _crm_user_connect(
         platform=platform,
@@ -577,3 +590,82 @@ def _token_refresh(*, user: CrmUser, client: OAuthCrmClient, seen: int, lease: s
         tokens.expires_at,
     )
     user.token_version = seen + 1
+
+
+# --- proxy connectors ----------------------------------------------------------------------
+
+
+def proxy_config_errors(*, config: Any, proxy_id: str = "") -> list[str]:
+    """Everything wrong with a proxy connector config (App Connect's format), each naming
+    where: its structure, templates, URLs and hosts (`connector.crm.proxy.config_errors`),
+    and a platform name another connector already has. Empty when it may be saved."""
+    from connector.crm.proxy import config_errors
+
+    if not isinstance(config, dict):
+        return ["The config must be a JSON object."]
+    errors = config_errors(config)
+    name = (config.get("meta") or {}).get("name") if isinstance(config.get("meta"), dict) else None
+    if isinstance(name, str) and name:
+        if name in crm_registry.platforms():
+            errors.append(f"meta.name: {name!r} is the platform name of a built-in connector.")
+        elif ProxyConnector.objects.filter(name=name).exclude(proxy_id=proxy_id).exists():
+            errors.append(f"meta.name: another proxy connector is named {name!r}.")
+    return errors
+
+
+@transaction.atomic
+def proxy_connector_save(*, config: Any, secret_key: str | None = None, proxy_id: str = "") -> ProxyConnector:
+    """Create a proxy connector from `config`, or replace the config of `proxy_id`.
+
+    The config is validated first (`ProxyConfigInvalid` lists every fault; nothing is
+    written then). `secret_key` None keeps the stored one. Every process builds the
+    connector's client again (its revision grows; the cached revision is dropped).
+    """
+    errors = proxy_config_errors(config=config, proxy_id=proxy_id)
+    if errors:
+        raise ProxyConfigInvalid(errors)
+    meta = config["meta"]
+    if proxy_id:
+        row = ProxyConnector.objects.select_for_update().get(proxy_id=proxy_id)
+        old_name = row.name
+        row.revision += 1
+    else:
+        row, old_name = ProxyConnector(), ""
+    row.config = config
+    row.name = meta["name"]
+    row.display_name = str(meta.get("displayName") or "")
+    if secret_key is not None:
+        row.secret_key = secret_key
+    row.save()
+    for name in {old_name, row.name} - {""}:
+        cache.delete(proxy_revision_key(name))
+        transaction.on_commit(functools.partial(cache.delete, proxy_revision_key(name)))
+    return row
+
+
+def proxy_connector_try(
+    *, connector: ProxyConnector, api_key: str, additional_info: JsonDict, phone_number: str
+) -> JsonDict:
+    """Run the connector's getUserInfo and findContact for `phone_number` against the real
+    CRM with the given credentials, storing nothing: the requests sent (credentials
+    masked) and the mapped results (the admin's "try it")."""
+    from connector.crm.proxy import ProxyCrmClient
+
+    client = ProxyCrmClient(
+        connector.name,
+        config=connector.config,
+        secret_key=connector.secret_key or "",
+        proxy_id=connector.proxy_id,
+    )
+    return client.try_it(api_key=api_key, additional_info=additional_info, phone_number=phone_number)
+
+
+def proxy_login_check(*, platform: str, proxy_id: str) -> None:
+    """A login naming `proxy_id` must name that connector's platform (400 otherwise)."""
+    if not proxy_id:
+        return
+    row = proxy_connector_get(proxy_id=proxy_id)
+    if row is None:
+        raise ErrorObject(f"No proxy connector {proxy_id!r}.")
+    if row.name != platform:
+        raise ErrorObject(f"Proxy connector {proxy_id!r} is not platform {platform!r}.")

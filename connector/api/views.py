@@ -37,6 +37,7 @@ from connector.exceptions import (
     AUTHORIZE_CRM_TEXT,
     AdminValidationFailed,
     AuthenticationFailed,
+    ConnectorNotFound,
     ErrorObject,
     InvalidInput,
     PlainTextError,
@@ -271,9 +272,10 @@ class CrmManifestApi(ConnectorApi):
     def get(self, request: Request) -> HttpResponse:
         name = _query_values(request, ("platformName",)).get("platformName") or "default"
         platform = connector_settings.DEFAULT_PLATFORM if name == "default" else name
-        if platform not in crm_registry.platforms():
-            raise PlainTextError("Platform not found")
-        client = crm_registry.get(platform)
+        try:
+            client = crm_registry.get(platform)
+        except ConnectorNotFound:
+            raise PlainTextError("Platform not found") from None
         return Response(
             {
                 "serverUrl": _server_url(request._request),
@@ -335,6 +337,7 @@ class ApiKeyLoginApi(ConnectorApi):
             additional_info={k: v for k, v in (data.get("additionalInfo") or {}).items() if k != "apiKey"},
             hashed_rc_extension_id=hashed_rc_extension_id,
             rc_account_id=rc_account_id,
+            proxy_id=data.get("proxyId", ""),
         )
         if rc_account_id:
             account_ensure(rc_account_id=rc_account_id)
@@ -405,14 +408,11 @@ class OAuthCallbackApi(ConnectorApi):
             platform=platform,
             callback_uri=callback_uri,
             hostname=data.get("hostname") or state.get("hostname", ""),
-            query={
-                key: data[key]
-                for key in ("tokenUrl", "apiUrl", "username", "proxyId", "userEmail")
-                if key in data
-            },
+            query={key: data[key] for key in ("tokenUrl", "apiUrl", "username", "userEmail") if key in data},
             rc_account_id=data.get("rcAccountId", ""),
             verified_rc_account_id=_rc_extension(rc_token).account_id if rc_token else "",
             hashed_rc_extension_id=_header_id(request, "rc-extension-id"),
+            proxy_id=data.get("proxyId", ""),
         )
         if outcome.rc_account_id:
             account_ensure(rc_account_id=outcome.rc_account_id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 
 from django.utils.module_loading import import_string
@@ -9,6 +10,10 @@ from django.utils.module_loading import import_string
 from connector.conf import connector_settings
 from connector.crm.base import CrmClient
 from connector.exceptions import ConnectorNotFound
+
+# What a proxy connector's platform name may be (its config's `meta.name`); no other name
+# is looked for in the database.
+PROXY_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,63}")
 
 
 class CrmRegistry:
@@ -42,17 +47,27 @@ class CrmRegistry:
         return clients
 
     def get(self, platform: str) -> CrmClient:
-        """The client for `platform`; raises `ConnectorNotFound` for an unknown name."""
-        try:
-            return self._loaded()[platform]
-        except KeyError:
-            raise ConnectorNotFound(platform) from None
+        """The client for `platform`: a configured connector, else a proxy connector of
+        that name (a REST CRM described in JSON, `ProxyConnector`); raises
+        `ConnectorNotFound` for an unknown name."""
+        client = self._loaded().get(platform)
+        if client is None and PROXY_NAME.fullmatch(platform):
+            from connector.selectors import proxy_client_get
+
+            client = proxy_client_get(name=platform)
+        if client is None:
+            raise ConnectorNotFound(platform)
+        return client
 
     def platforms(self) -> list[str]:
+        """The configured connectors' platform names (proxy connectors not included)."""
         return list(self._loaded())
 
     def reload(self) -> None:
+        from connector.selectors import proxy_clients_forget
+
         self._clients = None
+        proxy_clients_forget()
 
 
 crm_registry = CrmRegistry()

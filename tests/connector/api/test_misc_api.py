@@ -49,7 +49,7 @@ def test_the_default_manifest(anon: ApiClient) -> None:
     assert anon.get("/crmManifest", {"platformName": "default"}).json() == manifest
 
 
-def test_an_unknown_manifest_is_a_400_text(anon: ApiClient) -> None:
+def test_an_unknown_manifest_is_a_400_text(anon: ApiClient, db) -> None:
     response = anon.get("/crmManifest", {"platformName": "salesforce"})
 
     assert response.status_code == 400
@@ -98,7 +98,7 @@ def test_implemented_interfaces_without_platform_is_a_400_text(anon: ApiClient) 
     assert text_of(response) == "Please provide platform."
 
 
-def test_implemented_interfaces_of_an_unknown_platform(anon: ApiClient) -> None:
+def test_implemented_interfaces_of_an_unknown_platform(anon: ApiClient, db) -> None:
     response = anon.get("/implementedInterfaces", {"platform": "x"})
 
     assert response.status_code == 400
