@@ -686,9 +686,13 @@ def account_save(*, account: Account) -> Account:
 
 
 def contact_types_all() -> frozenset[str]:
+    """Every contact type a connected CRM offers: the configured connectors' and the
+    proxy connectors'."""
+    from connector.selectors import proxy_connector_names
+
     return frozenset(
         value
-        for platform in crm_registry.platforms()
+        for platform in [*crm_registry.platforms(), *proxy_connector_names()]
         for value in crm_registry.get(platform).contact_type_values()
     )
 
