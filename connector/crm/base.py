@@ -451,6 +451,9 @@ class HttpCrmClient(CrmClient, abc.ABC):
         from connector.conf import connector_settings
 
         kwargs.setdefault("timeout", self.timeout)
+        # A redirect is never followed: it could carry the call's headers (an API key, a
+        # partner secret) to another host. A CRM's API answers where it is asked.
+        kwargs["allow_redirects"] = False
         retryable = functools.partial(
             _retry_wait,
             read=method.upper() in ("GET", "HEAD"),
@@ -481,7 +484,7 @@ class HttpCrmClient(CrmClient, abc.ABC):
             ) from exc
         except requests.RequestException as exc:
             raise CrmUnavailable(f"{self.platform} could not be reached") from exc
-        if response.ok:
+        if 200 <= response.status_code < 300:
             return response
         raise crm_error_for_status(response, platform=self.platform)
 
@@ -524,6 +527,8 @@ def crm_error_for_status(response: requests.Response, *, platform: str) -> CrmEr
         )
     if status in (401, 403):
         return CrmAuthError(f"{platform} refused the credentials", status_code=status)
+    if 300 <= status < 400:
+        return CrmRejected(f"{platform} redirected the request (HTTP {status}); it was not followed")
     if status >= 500:
         # 503 says the request was not served; a 500 or a gateway's 502/504 may come after
         # the CRM carried it out.

@@ -185,3 +185,17 @@ def test_a_bad_host_map_entry_stops_the_server_from_starting(entry: str) -> None
 
     assert done.returncode != 0
     assert "OUTBOUND_HOST_MAP" in done.stderr
+
+
+@responses.activate
+@pytest.mark.parametrize("status", [301, 302, 307, 308])
+def test_a_redirect_is_never_followed_so_no_header_goes_to_another_host(client, status: int) -> None:
+    responses.add(
+        responses.GET, URL, status=status, headers={"Location": "https://collector.example.test/steal"}
+    )
+    responses.add(responses.GET, "https://collector.example.test/steal", json={})
+
+    with pytest.raises(CrmRejected, match=f"redirected the request \\(HTTP {status}\\)"):
+        client.request("GET", URL, headers={"X-Secret-Key": "partner-secret"})
+
+    assert [call.request.url for call in responses.calls] == [URL]
