@@ -31,7 +31,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any
 from urllib.parse import quote
 
@@ -58,12 +58,19 @@ from connector.exceptions import CrmSessionRevoked, return_message
 from connector.models import CrmUser
 from connector.selectors import crm_user_get
 from connector.services import crm_failure_message
+from connector.utils import InvalidPhoneNumber, phone_number_normalize
 from logs.choices import DecidedBy, EventKind, LogStatus
-from logs.composer import CallFields, call_log_details_compose, parse_time, shared_sms_compose
+from logs.composer import (
+    CallFields,
+    call_log_details_compose,
+    date_time_format,
+    parse_time,
+    shared_sms_compose,
+)
 from logs.models import CallLog, LogEvent, MessageLog
 from logs.selectors import call_log_find_logged, call_logs_of_session, identity_match
 from rules.choices import DecisionOutcome
-from rules.services import ContactDecision, contact_decide
+from rules.services import ContactDecision, LogTraffic, contact_decide
 
 logger = logging.getLogger(__name__)
 
@@ -621,6 +628,62 @@ def _call_log_decide(*, user: CrmUser, client: CrmClient, request: CallLogReques
         raw_number=request.raw_number,
         given_contact=given,
         caller_id_name=_caller_id_name(request.log_info),
+        traffic=None if given else _call_traffic(request.log_info, user=user),
+    )
+
+
+def _day(value: Any, *, user: CrmUser) -> date | None:
+    """The day of a call or message time in the user's time zone (for `{date}`)."""
+    text = date_time_format(value, date_format="YYYY-MM-DD", timezone_offset=user.timezone_offset)
+    try:
+        return date.fromisoformat(text) if text else None
+    except ValueError:
+        return None
+
+
+def _call_traffic(log_info: JsonDict, *, user: CrmUser) -> LogTraffic:
+    """What the rules weigh besides the number (see `rules.services.placeholder_refusal`)."""
+    inbound = log_info.get("direction") == "Inbound"
+    party = (log_info.get("from") if inbound else log_info.get("to")) or {}
+    agent = (log_info.get("to") if inbound else log_info.get("from")) or {}
+    return LogTraffic(
+        kind="call",
+        direction=str(log_info.get("direction") or ""),
+        result=str(log_info.get("result") or ""),
+        duration_seconds=_seconds(log_info.get("duration")),
+        party=party,
+        own_numbers=(str(agent.get("phoneNumber") or ""),),
+        day=_day(log_info.get("startTime"), user=user),
+    )
+
+
+def _e164(raw: str) -> str:
+    try:
+        return phone_number_normalize(raw)
+    except InvalidPhoneNumber:
+        return raw
+
+
+def _message_traffic(
+    messages: list[JsonDict], correspondents: list[JsonDict], *, user: CrmUser
+) -> LogTraffic:
+    """As `_call_traffic`, for a conversation: inbound when any message is, every
+    message's type, and the agent's numbers (the ends of its messages that are no
+    correspondent's)."""
+    theirs = {_e164(str(c.get("phoneNumber") or "")) for c in correspondents}
+    ends: list[str] = []
+    for message in messages:
+        ends.append(str((message.get("from") or {}).get("phoneNumber") or ""))
+        ends.extend(str((to or {}).get("phoneNumber") or "") for to in message.get("to") or [])
+    inbound = any(m.get("direction") == "Inbound" for m in messages)
+    outbound = any(m.get("direction") == "Outbound" for m in messages)
+    return LogTraffic(
+        kind="message",
+        direction="Inbound" if inbound else "Outbound" if outbound else "",
+        message_types=tuple(str(m.get("type") or "") for m in messages),
+        party=correspondents[0] if correspondents else {},
+        own_numbers=tuple(dict.fromkeys(end for end in ends if end and _e164(end) not in theirs)),
+        day=_day(messages[-1].get("creationTime"), user=user) if messages else None,
     )
 
 
@@ -1073,6 +1136,7 @@ def message_log_create(*, user_id: str, request: MessageLogRequest) -> LogOutcom
         raw_number=request.raw_number,
         given_contact=given,
         caller_id_name=str(request.correspondents[0].get("name") or ""),
+        traffic=None if given else _message_traffic(request.messages, request.correspondents, user=user),
     )
     contact = decision.contact
     # In a group conversation each contact gets its own log of a message.
@@ -1359,6 +1423,7 @@ def _message_resend(lease: _Lease, *, user: CrmUser, client: CrmClient, events: 
         if row.decided_by == DecidedBy.USER
         else None
     )
+    stored_messages = shared_messages or ([payload["message"]] if payload.get("message") else [])
     decision = contact_decide(
         user=user,
         client=client,
@@ -1366,6 +1431,7 @@ def _message_resend(lease: _Lease, *, user: CrmUser, client: CrmClient, events: 
         raw_number=row.phone_number,
         given_contact=given,
         caller_id_name=str((correspondents[0] if correspondents else {}).get("name") or ""),
+        traffic=None if given else _message_traffic(stored_messages, correspondents, user=user),
     )
     events.append(_decision_event(decision))
     if decision.contact is None:

@@ -1,4 +1,5 @@
-"""Admin for the rules: accounts, rule settings, default placeholder names, placeholder registry.
+"""Admin for the rules: accounts, rule settings, default placeholder names, the block list and
+the placeholder registry.
 
 Edits go through `rules.services` (which check values and drop the rules cache); each
 change is kept in the row's history (django-simple-history).
@@ -27,10 +28,13 @@ from config.logging import redact
 from connector.admin import PlatformListFilter, ReadOnlyAdmin
 from connector.models import CrmUser
 from connector.utils import InvalidPhoneNumber, phone_number_normalize
-from rules.models import Account, PlaceholderContact, PlaceholderNameTemplate, RuleSetting
-from rules.parameters import PARAMETERS, RULE_KEYS
+from rules.models import Account, BlockedNumber, PlaceholderContact, PlaceholderNameTemplate, RuleSetting
+from rules.parameters import PARAMETERS, PLACEHOLDER_NAME_FIELDS, RULE_KEYS
+from rules.selectors import PREVIEW_CALLER_ID, PREVIEW_NUMBER, placeholder_name_preview
 from rules.services import (
     account_save,
+    blocked_number_clean,
+    blocked_number_save,
     placeholder_name_errors,
     placeholder_name_save,
     rule_row_delete,
@@ -54,6 +58,20 @@ class GuardedHistoryAdmin(SimpleHistoryAdmin):
         return super().history_form_view(request, object_id, version_id, extra_context)
 
 
+def _template_help(template: Any) -> SafeString:
+    """A template field's help: its fields, and the name `template` gives a sample call."""
+    fields = ", ".join(f"{{{name}}}" for name in PLACEHOLDER_NAME_FIELDS)
+    help_text = format_html("May use {}.", fields)
+    if isinstance(template, str) and template:
+        try:
+            preview = placeholder_name_preview(template=template)
+        except ValueError:
+            return help_text
+        sample = f"an inbound call from {PREVIEW_NUMBER} ({PREVIEW_CALLER_ID})"
+        return format_html("{} Preview for {}: <strong>{}</strong>", help_text, sample, preview)
+    return help_text
+
+
 def _setting_choices() -> list[tuple[str, Any]]:
     rules = [(key, f"{PARAMETERS[key].label} ({key})") for key in RULE_KEYS]
     others = sorted(
@@ -72,6 +90,11 @@ class RuleSettingForm(forms.ModelForm):
             "value": 'JSON: a rule\'s value in quotes, e.g. "createPlaceholder" or "Unknown caller {last4}"; '
             "true/false for switches.",
         }
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if "value" in self.fields and self.initial.get("key") == "defaultPlaceholderName":
+            self.fields["value"].help_text = _template_help(self.initial.get("value"))
 
     def clean(self) -> dict[str, Any]:
         super().clean()
@@ -118,6 +141,11 @@ class PlaceholderNameForm(forms.ModelForm):
         model = PlaceholderNameTemplate
         fields = ("account", "contact_type", "template")
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if "template" in self.fields:  # absent from a view-only form
+            self.fields["template"].help_text = _template_help(self.initial.get("template"))
+
     def clean(self) -> dict[str, Any]:
         super().clean()
         data = self.cleaned_data
@@ -146,6 +174,48 @@ class PlaceholderNameTemplateAdmin(GuardedHistoryAdmin):
 
     def delete_model(self, request: HttpRequest, obj: PlaceholderNameTemplate) -> None:
         rule_row_delete(row=obj)
+
+
+class BlockedNumberForm(forms.ModelForm):
+    class Meta:
+        model = BlockedNumber
+        fields = ("account", "kind", "number", "note")
+
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        data = self.cleaned_data
+        if data.get("kind") and data.get("number"):
+            try:
+                data["number"] = blocked_number_clean(kind=data["kind"], number=data["number"])
+            except ValueError as exc:
+                self.add_error("number", str(exc))
+        return data
+
+
+@admin.register(BlockedNumber)
+class BlockedNumberAdmin(GuardedHistoryAdmin):
+    """Numbers and prefixes that never become placeholder contacts."""
+
+    form = BlockedNumberForm
+    list_display = ("number", "kind", "scope", "note", "updated_at")
+    list_filter = ("kind", ("account", admin.EmptyFieldListFilter))
+    list_select_related = ("account",)
+    search_fields = ("number", "note", "account__rc_account_id", "account__name")
+    autocomplete_fields = ("account",)
+
+    @admin.display(description="applies to", ordering="account")
+    def scope(self, obj: BlockedNumber) -> str:
+        return str(obj.account) if obj.account_id else "Site-wide"
+
+    def save_model(self, request: HttpRequest, obj: BlockedNumber, form: Any, change: bool) -> None:
+        blocked_number_save(entry=obj)
+
+    def delete_model(self, request: HttpRequest, obj: BlockedNumber) -> None:
+        rule_row_delete(row=obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: Any) -> None:
+        for row in queryset:
+            rule_row_delete(row=row)
 
 
 @admin.register(Account)

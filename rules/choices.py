@@ -28,3 +28,26 @@ class PlaceholderStatus(models.TextChoices):
     CREATING = "creating", "Being created"  # one request holds it and is calling the CRM
     READY = "ready", "Created"  # the CRM holds the contact (contact_id)
     FAILED = "failed", "Creation failed"  # see last_error; the next call tries again
+
+
+class PlaceholderRefusal(models.TextChoices):
+    """The condition that kept a rule from creating a placeholder contact, as a decision
+    records it (`placeholderRefused`). Checked in this order; the first that applies wins."""
+
+    WITHHELD = "withheld", "The caller withheld the number"
+    EMERGENCY = "emergency", "An emergency number"
+    EXTENSION = "extension", "An internal extension"
+    SHORT_CODE = "shortCode", "A short code"
+    OWN_NUMBER = "ownNumber", "One of the account's own numbers"
+    BLOCK_LIST = "blockList", "On the block list"
+    MESSAGE_TYPE = "messageType", "A message type the rules leave out"
+    DIRECTION = "direction", "A direction the rules leave out"
+    CALL_RESULT = "callResult", "A call result the rules leave out"
+    MIN_DURATION = "minDuration", "Shorter than the rules' minimum duration"
+
+
+class BlockedNumberKind(models.TextChoices):
+    """Whether a block-list entry is one number or every number starting with it."""
+
+    NUMBER = "number", "Number"
+    PREFIX = "prefix", "Prefix"

@@ -1,4 +1,4 @@
-"""RingCentral accounts, admin-set settings and placeholder names, and the placeholder registry."""
+"""RingCentral accounts, admin-set settings, placeholder names and block list, placeholder registry."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from django.db.models import Q
 from simple_history.models import HistoricalRecords
 
 from connector.models import CrmUser
-from rules.choices import DecidedBy, PlaceholderStatus
+from rules.choices import BlockedNumberKind, DecidedBy, PlaceholderStatus
 
 
 class Account(models.Model):
@@ -107,7 +107,8 @@ class PlaceholderNameTemplate(models.Model):
     contact_type = models.CharField(max_length=64, help_text="One of the CRM's contact types.")
     template = models.CharField(
         max_length=120,
-        help_text="May use {phoneNumber} (E.164) and {last4}, e.g. 'New lead {last4}'.",
+        help_text="May use {callerId}, {phoneNumber} (E.164), {nationalNumber}, {last4}, {date} and "
+        "{direction}, e.g. 'New lead {last4}'.",
     )
     updated_at = models.DateTimeField(auto_now=True)
     history = HistoricalRecords()
@@ -130,6 +131,54 @@ class PlaceholderNameTemplate(models.Model):
 
     def __str__(self) -> str:
         return f"{self.contact_type}: {self.template}"
+
+
+class BlockedNumber(models.Model):
+    """A number, or a prefix of numbers, that never becomes a placeholder contact, for the
+    whole site (no account) or one account.
+
+    Calls and messages with it are still logged against a contact the CRM has; the
+    decision of those it kept from a placeholder names the entry. Stored in E.164
+    (`+14155550199`, or a prefix such as `+1900`), checked by `rules.services`.
+    """
+
+    account = models.ForeignKey(
+        Account,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="blocked_numbers",
+        help_text="Leave empty for the whole site.",
+    )
+    kind = models.CharField(max_length=8, choices=BlockedNumberKind.choices, default=BlockedNumberKind.NUMBER)
+    number = models.CharField(
+        "number or prefix",
+        max_length=16,
+        help_text="A number (any format, stored in E.164) or an E.164 prefix such as +1900.",
+    )
+    note = models.CharField(max_length=255, blank=True, help_text="Why it is blocked.")
+    updated_at = models.DateTimeField(auto_now=True)
+    history = HistoricalRecords()
+
+    class Meta:
+        verbose_name = "blocked number"
+        ordering = ("account_id", "number")
+        constraints = [
+            models.UniqueConstraint(
+                fields=("account", "number"),
+                condition=Q(account__isnull=False),
+                name="%(app_label)s_%(class)s_unique_account_number",
+            ),
+            models.UniqueConstraint(
+                fields=("number",),
+                condition=Q(account__isnull=True),
+                name="%(app_label)s_%(class)s_unique_site_number",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        shown = f"{self.number}…" if self.kind == BlockedNumberKind.PREFIX else self.number
+        return f"{shown} ({self.account or 'site-wide'})"
 
 
 class PlaceholderContact(models.Model):

@@ -2,7 +2,7 @@
 
 Admin rows (`rules.models.RuleSetting`) override the defaults per site and per RingCentral
 account; users' own values count only where the admin left a key customizable. Nothing
-but `rules.selectors` reads those rows. The five rule settings drive the automatic flow;
+but `rules.selectors` reads those rows. The rule settings drive the automatic flow;
 the others are App Connect's own keys, accepted so an App Connect admin page can push
 them, and validated by type.
 """
@@ -10,14 +10,17 @@ them, and validated by type.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 from string import Formatter
 from typing import Any
 
+import phonenumbers
 from django.db import models
 
 # Built-in placeholder name when neither the user nor an admin set one.
 BUILTIN_PLACEHOLDER_NAME = "Unknown caller"
-PLACEHOLDER_NAME_FIELDS = ("phoneNumber", "last4")
+# The fields a placeholder-name template may use (see `template_render`).
+PLACEHOLDER_NAME_FIELDS = ("callerId", "phoneNumber", "nationalNumber", "last4", "date", "direction")
 PLACEHOLDER_NAME_MAX = 120
 
 
@@ -38,9 +41,36 @@ class MultipleMatchPolicy(models.TextChoices):
     EARLIEST_CREATED = "earliestCreated", "The earliest created contact"
 
 
+class CallDirection(models.TextChoices):
+    INBOUND = "inbound", "Inbound"
+    OUTBOUND = "outbound", "Outbound"
+
+
+class CallResultKind(models.TextChoices):
+    """What became of a call, from RingCentral's many `result` values (see
+    `rules.services.CALL_RESULT_KINDS`)."""
+
+    ANSWERED = "answered", "Answered"
+    MISSED = "missed", "Missed (no one answered, or the caller hung up first)"
+    VOICEMAIL = "voicemail", "Went to voicemail"
+    REJECTED = "rejected", "Rejected, declined or blocked"
+    BUSY = "busy", "Busy"
+    NO_ANSWER = "noAnswer", "Not answered (an outbound call)"
+    FAILED = "failed", "Failed (wrong number, network or account error)"
+    OTHER = "other", "Unknown or any other result"
+
+
+class MessageKind(models.TextChoices):
+    SMS = "SMS", "SMS"
+    FAX = "Fax", "Fax"
+    VOICEMAIL = "VoiceMail", "Voicemail"
+
+
 class SettingKind(models.TextChoices):
     BOOLEAN = "boolean"
     CHOICE = "choice"
+    MULTI_CHOICE = "multiChoice"  # a list of distinct values among `choices` ([] for none)
+    SECONDS = "seconds"  # whole seconds, 0 to a day
     TEXT = "text"
     TEMPLATE = "template"  # a placeholder-name template
     CONTACT_TYPE = "contactType"  # one of the platform manifest's contactTypes
@@ -73,6 +103,14 @@ class Parameter:
         elif self.kind == SettingKind.CHOICE:
             if value not in self.choices:
                 raise ValueError(f"must be one of: {', '.join(self.choices)}")
+        elif self.kind == SettingKind.MULTI_CHOICE:
+            if not isinstance(value, list) or any(v not in self.choices for v in value):
+                raise ValueError(f"must be a list of values among: {', '.join(self.choices)}")
+            if len(set(value)) != len(value):
+                raise ValueError("must not name a value twice")
+        elif self.kind == SettingKind.SECONDS:
+            if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 86_400:
+                raise ValueError("must be a whole number of seconds from 0 to 86400")
         elif self.kind in (SettingKind.TEXT, SettingKind.CONTACT_TYPE):
             if not isinstance(value, str) or len(value) > 200:
                 raise ValueError("must be a string of at most 200 characters")
@@ -87,31 +125,75 @@ class Parameter:
         return value
 
 
+# What `template_validate` renders a template with: a caller with a Caller ID name, and
+# one without (a template must still give a name then).
+_SAMPLE_NUMBER = "+14155550199"
+_SAMPLE_DATE = date(2026, 1, 31)
+
+
 def template_validate(template: Any) -> str:
-    """Check a placeholder-name template renders: a non-empty string whose only fields
-    are `{phoneNumber}` and `{last4}`. Returns it; raises `ValueError` otherwise."""
+    """Check a placeholder-name template renders: a non-empty string whose only fields are
+    those of `PLACEHOLDER_NAME_FIELDS`, without conversions or format specs, giving a name
+    with and without a Caller ID name. Returns it; raises `ValueError` saying why not,
+    naming an unknown field."""
     if not isinstance(template, str) or not template.strip():
         raise ValueError("must be a non-empty name")
     if len(template) > PLACEHOLDER_NAME_MAX:
         raise ValueError(f"must be at most {PLACEHOLDER_NAME_MAX} characters")
+    allowed = ", ".join(f"{{{name}}}" for name in PLACEHOLDER_NAME_FIELDS)
     try:
-        fields = [name for _, name, spec, conv in Formatter().parse(template) if name is not None]
-        rendered = template.format(phoneNumber="+14155550100", last4="0100")
-    except (ValueError, IndexError, KeyError) as exc:
-        raise ValueError(
-            "must only use {phoneNumber} and {last4} as fields (write {{ and }} for braces)"
-        ) from exc
-    unknown = sorted(set(fields) - set(PLACEHOLDER_NAME_FIELDS))
-    if unknown:
-        raise ValueError(f"unknown field {{{unknown[0]}}}; use {{phoneNumber}} or {{last4}}")
-    if not rendered.strip():
-        raise ValueError("renders to an empty name")
+        parsed = [
+            (name, spec, conv) for _, name, spec, conv in Formatter().parse(template) if name is not None
+        ]
+    except ValueError as exc:
+        raise ValueError(f"must only use {allowed} as fields (write {{{{ and }}}} for braces)") from exc
+    for name, spec, conv in parsed:
+        if name not in PLACEHOLDER_NAME_FIELDS:
+            shown = f"{{{name}}}" if name else "{}"
+            raise ValueError(f"unknown field {shown}; use {allowed}")
+        if spec or conv:
+            raise ValueError(f"field {{{name}}} takes no format or conversion; write it as {{{name}}}")
+    for caller_id in ("Jane Doe", ""):
+        if not template_render(
+            template, phone_number=_SAMPLE_NUMBER, caller_id=caller_id, direction="Inbound", day=_SAMPLE_DATE
+        ):
+            if caller_id:
+                raise ValueError("renders to an empty name")
+            raise ValueError(
+                "renders to an empty name when the caller has no Caller ID name; add text or {phoneNumber}"
+            )
     return template
 
 
-def template_render(template: str, *, phone_number: str) -> str:
-    """The placeholder name a (validated) template gives for `phone_number` (E.164)."""
-    return template.format(phoneNumber=phone_number, last4=phone_number[-4:]).strip()
+def national_number_format(phone_number: str) -> str:
+    """An E.164 number in its country's national format ("(415) 555-0199"); the number as
+    given when it cannot be read."""
+    try:
+        parsed = phonenumbers.parse(phone_number, None)
+    except phonenumbers.NumberParseException:
+        return phone_number
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.NATIONAL)
+
+
+def template_render(
+    template: str, *, phone_number: str, caller_id: str = "", direction: str = "", day: date | None = None
+) -> str:
+    """The placeholder name a (validated) template gives, whitespace collapsed.
+
+    Fields: `{callerId}` the caller's Caller ID name (blank when there is none, or when it
+    is a carrier label), `{phoneNumber}` the number in E.164, `{nationalNumber}` it in
+    national format, `{last4}` its last four digits, `{date}` the day of the call
+    (YYYY-MM-DD, blank when unknown), `{direction}` "Inbound" or "Outbound".
+    """
+    rendered = template.format(
+        callerId=caller_id,
+        phoneNumber=phone_number,
+        nationalNumber=national_number_format(phone_number) if phone_number else "",
+        last4=phone_number[-4:],
+        date=day.isoformat() if day else "",
+        direction=direction,
+    )
+    return " ".join(rendered.split())
 
 
 RULE_PARAMETERS: tuple[Parameter, ...] = (
@@ -139,7 +221,8 @@ RULE_PARAMETERS: tuple[Parameter, ...] = (
         SettingKind.TEMPLATE,
         "Default placeholder name",
         "Name of a placeholder contact when there is no usable Caller ID name. May use "
-        "{phoneNumber} (E.164) and {last4}, e.g. 'Unknown caller {last4}'.",
+        "{callerId}, {phoneNumber} (E.164), {nationalNumber}, {last4}, {date} (YYYY-MM-DD) "
+        "and {direction}, e.g. 'Unknown caller {last4}'.",
         default=BUILTIN_PLACEHOLDER_NAME,
         is_rule=True,
     ),
@@ -160,6 +243,51 @@ RULE_PARAMETERS: tuple[Parameter, ...] = (
         "that cannot decide (missing dates, a tie) leaves it to the user and says why.",
         default=MultipleMatchPolicy.PROMPT,
         choices=tuple(MultipleMatchPolicy.values),
+        is_rule=True,
+    ),
+    # Which traffic may create a placeholder. A call or message they leave out is logged
+    # against a contact that exists and otherwise skipped; its decision records
+    # {"placeholderRefused": "<condition>", "placeholderRefusedValue": ..., "reason": ...}
+    # (conditions: rules.choices.PlaceholderRefusal).
+    Parameter(
+        "placeholderDirections",
+        SettingKind.MULTI_CHOICE,
+        "Placeholders for these directions",
+        "Calls and messages of these directions may create a placeholder contact (a "
+        'message request counts as inbound when any of its messages is). Refused: "direction".',
+        default=list(CallDirection.values),
+        choices=tuple(CallDirection.values),
+        is_rule=True,
+    ),
+    Parameter(
+        "placeholderCallResults",
+        SettingKind.MULTI_CHOICE,
+        "Placeholders for these call results",
+        "Calls with these results may create a placeholder contact; RingCentral's result "
+        '(e.g. "Call connected", "Missed", "No Answer") is read as one of these kinds, an '
+        'unknown one as "other". Refused: "callResult".',
+        default=list(CallResultKind.values),
+        choices=tuple(CallResultKind.values),
+        is_rule=True,
+    ),
+    Parameter(
+        "placeholderMinDurationSeconds",
+        SettingKind.SECONDS,
+        "Placeholders for calls at least this long",
+        "Calls shorter than this many seconds create no placeholder contact; above 0, a call "
+        'whose duration is not known yet ("pending") creates none either. Refused: "minDuration".',
+        default=0,
+        is_rule=True,
+    ),
+    Parameter(
+        "placeholderMessageTypes",
+        SettingKind.MULTI_CHOICE,
+        "Placeholders for these message types",
+        "Messages of these types may create a placeholder contact (every message of the "
+        "request must be of one); by default SMS and voicemail, as before, and not faxes. "
+        'Refused: "messageType".',
+        default=[MessageKind.SMS.value, MessageKind.VOICEMAIL.value],
+        choices=tuple(MessageKind.values),
         is_rule=True,
     ),
 )

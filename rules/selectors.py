@@ -9,17 +9,19 @@ shared cache (`CACHE_URL`), at once.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 from django.core.cache import cache
 
 from connector.models import CrmUser
-from rules.models import Account, PlaceholderNameTemplate, RuleSetting
+from rules.models import Account, BlockedNumber, PlaceholderNameTemplate, RuleSetting
 from rules.parameters import (
     BUILTIN_PLACEHOLDER_NAME,
     PARAMETERS,
     RULE_PARAMETERS,
     SettingKind,
+    template_render,
     template_validate,
 )
 
@@ -56,6 +58,16 @@ class ScopeRows:
     settings: SettingsMap  # App Connect's map: site-wide rows, then the account's on top
     placeholder_names: dict[str, tuple[str, str]]  # contact type -> (template, "site"/"account")
     scope_names: dict[str, str]  # key -> "site" or "account": who set it
+    blocked: tuple[BlockEntry, ...] = ()  # the block list: the account's entries first
+
+
+@dataclass(frozen=True, slots=True)
+class BlockEntry:
+    """One block-list entry as the rules read it."""
+
+    number: str  # E.164, or an E.164 prefix
+    kind: str  # rules.choices.BlockedNumberKind
+    scope: str  # "site" or "account"
 
 
 def _entry(row: RuleSetting) -> dict[str, Any]:
@@ -80,9 +92,11 @@ def scope_rows_get(*, account: Account | None) -> ScopeRows:
     sources: dict[str, str] = {}
     setting_rows = RuleSetting.objects.filter(account__isnull=True)
     name_rows = PlaceholderNameTemplate.objects.filter(account__isnull=True)
+    blocked_rows = BlockedNumber.objects.filter(account__isnull=True)
     if account_id:
         setting_rows = setting_rows | RuleSetting.objects.filter(account_id=account_id)
         name_rows = name_rows | PlaceholderNameTemplate.objects.filter(account_id=account_id)
+        blocked_rows = blocked_rows | BlockedNumber.objects.filter(account_id=account_id)
     # Site-wide rows first, so the account's rows overwrite them.
     for row in sorted(setting_rows, key=lambda r: r.account_id is not None):
         settings[row.key] = _entry(row)
@@ -90,7 +104,13 @@ def scope_rows_get(*, account: Account | None) -> ScopeRows:
     names: dict[str, tuple[str, str]] = {}
     for name_row in sorted(name_rows, key=lambda r: r.account_id is not None):
         names[name_row.contact_type] = (name_row.template, "account" if name_row.account_id else "site")
-    rows = ScopeRows(settings=settings, placeholder_names=names, scope_names=sources)
+    blocked = tuple(
+        BlockEntry(number=number, kind=kind, scope="account" if row_account else "site")
+        for number, kind, row_account in sorted(
+            blocked_rows.values_list("number", "kind", "account_id"), key=lambda r: (r[2] is None, r[0])
+        )
+    )
+    rows = ScopeRows(settings=settings, placeholder_names=names, scope_names=sources, blocked=blocked)
     cache.set(key, rows, CACHE_SECONDS)
     return rows
 
@@ -112,6 +132,9 @@ def admin_settings_map(*, account: Account | None) -> SettingsMap:
         }
         for p in RULE_PARAMETERS
     }
+    for entry in merged.values():  # list defaults are shared: each map gets its own copies
+        if isinstance(entry["value"], list):
+            entry["value"], entry["defaultValue"] = list(entry["value"]), list(entry["value"])
     merged.update(scope_rows_get(account=account).settings)
     return merged
 
@@ -192,9 +215,14 @@ class RuleValues:
     default_placeholder_name: str
     placeholder_contact_type: str
     multiple_match_policy: str
+    placeholder_directions: tuple[str, ...]
+    placeholder_call_results: tuple[str, ...]
+    placeholder_min_duration_seconds: int
+    placeholder_message_types: tuple[str, ...]
     sources: dict[str, str]  # key -> "default", "site", "account" or "user"
     placeholder_names: dict[str, tuple[str, str]]  # contact type -> (template, scope)
     user_placeholder_name: bool  # the default name is the user's own
+    blocked: tuple[BlockEntry, ...] = ()  # the block list (not in the snapshot: only a match is)
 
     def snapshot(self) -> dict[str, Any]:
         """The values as recorded in the log history."""
@@ -204,6 +232,10 @@ class RuleValues:
             "defaultPlaceholderName": self.default_placeholder_name,
             "placeholderContactType": self.placeholder_contact_type,
             "multipleMatchPolicy": self.multiple_match_policy,
+            "placeholderDirections": list(self.placeholder_directions),
+            "placeholderCallResults": list(self.placeholder_call_results),
+            "placeholderMinDurationSeconds": self.placeholder_min_duration_seconds,
+            "placeholderMessageTypes": list(self.placeholder_message_types),
             "sources": self.sources,
         }
 
@@ -236,9 +268,14 @@ def rule_values_get(*, user: CrmUser) -> RuleValues:
         default_placeholder_name=values["defaultPlaceholderName"] or BUILTIN_PLACEHOLDER_NAME,
         placeholder_contact_type=values["placeholderContactType"] or "",
         multiple_match_policy=values["multipleMatchPolicy"],
+        placeholder_directions=tuple(values["placeholderDirections"]),
+        placeholder_call_results=tuple(values["placeholderCallResults"]),
+        placeholder_min_duration_seconds=values["placeholderMinDurationSeconds"],
+        placeholder_message_types=tuple(values["placeholderMessageTypes"]),
         sources=sources,
         placeholder_names=rows.placeholder_names,
         user_placeholder_name=sources["defaultPlaceholderName"] == "user",
+        blocked=rows.blocked,
     )
 
 
@@ -266,3 +303,27 @@ def placeholder_template_for(*, rules: RuleValues, contact_type: str) -> tuple[s
             except ValueError:
                 continue
     return BUILTIN_PLACEHOLDER_NAME, "built-in"
+
+
+# The call a placeholder-name preview renders a template for.
+PREVIEW_NUMBER = "+14155550199"
+PREVIEW_CALLER_ID = "Jane Doe"
+PREVIEW_DIRECTION = "Inbound"
+PREVIEW_DAY = date(2026, 1, 31)
+
+
+def placeholder_name_preview(
+    *,
+    template: str,
+    phone_number: str = PREVIEW_NUMBER,
+    caller_id: str = PREVIEW_CALLER_ID,
+    direction: str = PREVIEW_DIRECTION,
+    day: date | None = PREVIEW_DAY,
+) -> str:
+    """The name `template` gives a placeholder for a sample call (by default an inbound
+    call from +14155550199, Caller ID "Jane Doe", on 2026-01-31). Raises `ValueError`
+    saying why when the template is not valid."""
+    template_validate(template)
+    return template_render(
+        template, phone_number=phone_number, caller_id=caller_id, direction=direction, day=day
+    )

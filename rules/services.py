@@ -10,9 +10,10 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
+import phonenumbers
 from django.core.cache import cache
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
@@ -24,11 +25,20 @@ from connector.db import insert_returning_pk, update_where, with_defaults
 from connector.exceptions import InvalidInput, details_text, return_message
 from connector.models import CrmUser
 from connector.services import contact_create, crm_failure_message, real_contacts
-from connector.utils import hash_value
-from rules.choices import DecidedBy, DecisionOutcome, PlaceholderStatus
-from rules.models import Account, PlaceholderContact, PlaceholderNameTemplate, RuleSetting
+from connector.utils import InvalidPhoneNumber, hash_value, phone_number_normalize
+from rules.choices import (
+    BlockedNumberKind,
+    DecidedBy,
+    DecisionOutcome,
+    PlaceholderRefusal,
+    PlaceholderStatus,
+)
+from rules.models import Account, BlockedNumber, PlaceholderContact, PlaceholderNameTemplate, RuleSetting
 from rules.parameters import (
+    BUILTIN_PLACEHOLDER_NAME,
     PARAMETERS,
+    CallResultKind,
+    MessageKind,
     MultipleMatchPolicy,
     PlaceholderNameSource,
     UnknownContactAction,
@@ -127,6 +137,244 @@ def caller_id_name_usable(name: str, *, phone_number: str) -> tuple[bool, str]:
     return True, ""
 
 
+# --- which traffic may create a placeholder ------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class LogTraffic:
+    """What the rules know of a call or message besides its number, built by `logs` from
+    the request: what decides whether it may create a placeholder and names one."""
+
+    kind: str  # "call" or "message"
+    direction: str = ""  # "Inbound" or "Outbound" (RingCentral's words); "" when unknown
+    result: str = ""  # a call's RingCentral `result`
+    duration_seconds: int | None = None  # a call's duration; None when unknown or "pending"
+    message_types: tuple[str, ...] = ()  # each message's RingCentral `type`
+    party: dict[str, Any] = field(default_factory=dict)  # the other party as the request gave it
+    own_numbers: tuple[str, ...] = ()  # the agent side's numbers, as the request gave them
+    day: date | None = None  # the day of the call or conversation, in the user's time zone
+
+
+# RingCentral's call-log `result` values, read as the kinds `placeholderCallResults` names;
+# any other (or none) is "other". Values from RingCentral's call-log record
+# (https://ringcentral.github.io/ringcentral-java/javadoc/com/ringcentral/definitions/CallLogRecord.html,
+# generated from the platform's API reference, GET /restapi/v1.0/account/~/extension/~/call-log)
+# and App Connect's RcCallLogRecord (https://ringcentral.github.io/rc-unified-crm-extension/
+# developers/server-api/models/rc-call-log-record/); compared without case.
+CALL_RESULT_KINDS: dict[str, str] = {
+    **dict.fromkeys(
+        ("accepted", "call connected", "call accepted", "answered not accepted", "received", "sent"),
+        CallResultKind.ANSWERED,
+    ),
+    **dict.fromkeys(("missed", "abandoned", "hang up"), CallResultKind.MISSED),
+    **dict.fromkeys(("voicemail", "sent to voicemail"), CallResultKind.VOICEMAIL),
+    **dict.fromkeys(("rejected", "declined", "blocked", "reply"), CallResultKind.REJECTED),
+    "busy": CallResultKind.BUSY,
+    "no answer": CallResultKind.NO_ANSWER,
+    **dict.fromkeys(
+        (
+            "call failed",
+            "call failure",
+            "internal error",
+            "wrong number",
+            "restricted number",
+            "international disabled",
+            "international restriction",
+            "suspended account",
+            "no calling credit",
+            "not allowed",
+            "carrier is not active",
+            "ip phone offline",
+            "poor line quality",
+            "stopped",
+            "send error",
+            "receive error",
+            "partial receive",
+            "partially sent",
+        ),
+        CallResultKind.FAILED,
+    ),
+}
+
+
+def call_result_kind(result: str) -> str:
+    """The `CallResultKind` of a RingCentral call result ("Call connected" -> answered)."""
+    return CALL_RESULT_KINDS.get(" ".join((result or "").split()).casefold(), CallResultKind.OTHER)
+
+
+# What RingCentral and carriers put in a number or name field for a caller who withheld
+# the number.
+WITHHELD_MARKERS = frozenset(
+    {"anonymous", "restricted", "private", "unknown", "withheld", "blocked", "unavailable", "no caller id"}
+)
+MESSAGE_KINDS = {kind.casefold(): kind for kind in MessageKind.values} | {"text": MessageKind.SMS.value}
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """Why no placeholder: the condition, the value that met it, and a sentence."""
+
+    condition: PlaceholderRefusal
+    value: Any
+    reason: str
+
+    def record(self) -> dict[str, Any]:
+        """The keys a decision records (see `contact_decide`)."""
+        return {
+            "placeholderRefused": self.condition.value,
+            "placeholderRefusedValue": self.value,
+            "reason": self.reason,
+        }
+
+
+def _parsed(phone_number: str) -> phonenumbers.PhoneNumber | None:
+    try:
+        return phonenumbers.parse(phone_number, None) if phone_number else None
+    except phonenumbers.NumberParseException:
+        return None
+
+
+def _parsed_in(raw: str, region: str) -> phonenumbers.PhoneNumber | None:
+    try:
+        return phonenumbers.parse(raw, region)
+    except phonenumbers.NumberParseException:
+        return None
+
+
+def _normalized(raw: str) -> str:
+    try:
+        return phone_number_normalize(raw)
+    except InvalidPhoneNumber:
+        return ""
+
+
+def _number_refusal(
+    *, phone_number: str, raw_number: str, caller_id_name: str, traffic: LogTraffic
+) -> Refusal | None:
+    """The exclusion a number meets (withheld, emergency, extension, short code, own
+    number), if any; `phone_number` is the E.164 one ("" when the request had none)."""
+    raw = (raw_number or "").strip()
+    digits = re.sub(r"\D", "", raw)
+    parsed = _parsed(phone_number)
+    valid = parsed is not None and phonenumbers.is_valid_number(parsed)
+    party = traffic.party
+    name = " ".join((caller_id_name or "").split()).casefold()
+    if not raw:
+        if party.get("extensionNumber") or party.get("extensionId"):
+            return Refusal(
+                PlaceholderRefusal.EXTENSION, str(party.get("extensionNumber") or ""), "an internal extension"
+            )
+        return Refusal(PlaceholderRefusal.WITHHELD, "", "the caller withheld the number (none given)")
+    if (
+        raw.casefold() in WITHHELD_MARKERS
+        or set(digits) <= {"0"}
+        or (parsed is not None and not parsed.national_number)
+    ):
+        return Refusal(PlaceholderRefusal.WITHHELD, raw, f"the caller withheld the number ('{raw}')")
+    if name in WITHHELD_MARKERS and not valid:
+        return Refusal(
+            PlaceholderRefusal.WITHHELD,
+            caller_id_name,
+            f"the caller withheld the number ('{caller_id_name}')",
+        )
+    # A bare number of a few digits ("911", "24273", "101") is read in the default region.
+    bare = not raw.startswith("+") and digits == raw and len(raw) <= 6
+    region = connector_settings.DEFAULT_PHONE_REGION
+    if parsed is None and bare:
+        parsed = _parsed_in(raw, region)
+    elif parsed is not None:
+        region = phonenumbers.region_code_for_country_code(parsed.country_code or 0)
+    national = str(parsed.national_number) if parsed is not None else ""
+    if national and phonenumbers.shortnumberinfo.is_emergency_number(national, region):
+        return Refusal(PlaceholderRefusal.EMERGENCY, raw, f"{raw} is an emergency number")
+    if party.get("extensionNumber") or party.get("extensionId"):
+        return Refusal(PlaceholderRefusal.EXTENSION, raw, f"{raw} is an internal extension")
+    if parsed is not None and not valid:
+        # A bare number phonenumbers knows only as a carrier's own ("4321") is more likely
+        # one of our extensions; either way it gets no placeholder.
+        short_code = phonenumbers.shortnumberinfo.is_valid_short_number(parsed) and not (
+            bare and phonenumbers.shortnumberinfo.is_carrier_specific(parsed)
+        )
+        if short_code or (not bare and len(national) <= 6):
+            return Refusal(PlaceholderRefusal.SHORT_CODE, raw, f"{raw} is a short code")
+    if bare and len(raw) >= 3:
+        return Refusal(PlaceholderRefusal.EXTENSION, raw, f"{raw} is an internal extension")
+    if phone_number and any(_normalized(own) == phone_number for own in traffic.own_numbers if own):
+        return Refusal(
+            PlaceholderRefusal.OWN_NUMBER, phone_number, f"{phone_number} is the agent's own number"
+        )
+    return None
+
+
+def _blocked_refusal(*, rules: RuleValues, phone_number: str) -> Refusal | None:
+    for entry in rules.blocked:
+        if phone_number == entry.number or (
+            entry.kind == BlockedNumberKind.PREFIX and phone_number.startswith(entry.number)
+        ):
+            what = "prefix " if entry.kind == BlockedNumberKind.PREFIX else ""
+            scope = "the account's" if entry.scope == "account" else "the site-wide"
+            return Refusal(
+                PlaceholderRefusal.BLOCK_LIST, entry.number, f"{what}{entry.number} is on {scope} block list"
+            )
+    return None
+
+
+def _scope_refusal(*, rules: RuleValues, traffic: LogTraffic) -> Refusal | None:
+    """The call-kind condition (message type, direction, result, duration) that leaves
+    this call or message out, if any."""
+    if traffic.kind == "message":
+        for message_type in traffic.message_types or ("SMS",):
+            kind = MESSAGE_KINDS.get((message_type or "SMS").casefold(), message_type)
+            if kind not in rules.placeholder_message_types:
+                return Refusal(
+                    PlaceholderRefusal.MESSAGE_TYPE,
+                    message_type,
+                    f"{message_type} messages create no placeholder",
+                )
+    direction = (traffic.direction or "").casefold()
+    if direction not in rules.placeholder_directions and set(rules.placeholder_directions) != {
+        "inbound",
+        "outbound",
+    }:
+        shown = traffic.direction or "unknown"
+        return Refusal(
+            PlaceholderRefusal.DIRECTION, traffic.direction, f"{shown} {traffic.kind}s create no placeholder"
+        )
+    if traffic.kind != "call":
+        return None
+    kind = call_result_kind(traffic.result)
+    if kind not in rules.placeholder_call_results:
+        return Refusal(
+            PlaceholderRefusal.CALL_RESULT,
+            traffic.result,
+            f"calls with result '{traffic.result}' ({kind}) create no placeholder",
+        )
+    minimum = rules.placeholder_min_duration_seconds
+    if minimum and (traffic.duration_seconds is None or traffic.duration_seconds < minimum):
+        if traffic.duration_seconds is None:
+            reason = f"the call's duration is not known and the minimum is {minimum}s"
+        else:
+            reason = f"the call lasted {traffic.duration_seconds}s, under the minimum of {minimum}s"
+        return Refusal(PlaceholderRefusal.MIN_DURATION, traffic.duration_seconds, reason)
+    return None
+
+
+def placeholder_refusal(
+    *, rules: RuleValues, phone_number: str, raw_number: str, caller_id_name: str, traffic: LogTraffic
+) -> Refusal | None:
+    """Why the rules may not create a placeholder for this call or message, or None when
+    they may. The first condition of `PlaceholderRefusal`'s order that applies wins: the
+    number's exclusions, the block list, then the call-kind settings. Reads nothing but
+    `rules` (the block list comes with it, cached)."""
+    return (
+        _number_refusal(
+            phone_number=phone_number, raw_number=raw_number, caller_id_name=caller_id_name, traffic=traffic
+        )
+        or (_blocked_refusal(rules=rules, phone_number=phone_number) if phone_number else None)
+        or _scope_refusal(rules=rules, traffic=traffic)
+    )
+
+
 # --- the decision ----------------------------------------------------------------------------
 
 
@@ -165,15 +413,20 @@ def contact_decide(
     raw_number: str,
     given_contact: LogContact | None,
     caller_id_name: str = "",
+    traffic: LogTraffic | None = None,
 ) -> ContactDecision:
     """Decide the contact for a log of a call or message with `phone_number` (E.164).
 
     A contact named in the request wins (the manual flow). Otherwise the number is looked
-    up (never creating anything); one match is used; several go to the multiple-match
-    policy; none goes to the unknown-contact rule, which leaves it to the user (`prompt`,
-    the default) or creates (or reuses) one placeholder contact for the number.
+    up (never creating anything), whatever the contact type; one match is used; several
+    go to the multiple-match policy; none goes to the unknown-contact rule, which leaves
+    it to the user (`prompt`, the default) or creates (or reuses) one placeholder contact
+    for the number, unless `placeholder_refusal` says this traffic may not have one: then
+    it is left to the user, and the decision records `placeholderRefused` (the condition,
+    `rules.choices.PlaceholderRefusal`), `placeholderRefusedValue` and `reason`.
     May call the CRM (lookup, contact creation) and write the placeholder registry.
     """
+    traffic = traffic or LogTraffic(kind="call")
     if given_contact is not None:
         placeholder = placeholder_find_by_contact(user=user, contact_id=given_contact.id)
         return ContactDecision(
@@ -186,8 +439,18 @@ def contact_decide(
     rules = rule_values_get(user=user)
     snapshot: dict[str, Any] = {"phoneNumber": phone_number, "rules": rules.snapshot()}
     not_found = return_message(f"Contact not found for number {raw_number}")
+    creates = rules.unknown_contact_action == UnknownContactAction.CREATE_PLACEHOLDER
     if not phone_number:
         snapshot["reason"] = "no phone number to look up"
+        refusal = (
+            _number_refusal(
+                phone_number="", raw_number=raw_number, caller_id_name=caller_id_name, traffic=traffic
+            )
+            if creates
+            else None
+        )
+        if refusal is not None:
+            snapshot.update(refusal.record())
         return ContactDecision(
             outcome=DecisionOutcome.PROMPTED,
             decided_by=DecidedBy.RULE,
@@ -235,8 +498,23 @@ def contact_decide(
             ),
             snapshot=snapshot,
         )
-    if rules.unknown_contact_action != UnknownContactAction.CREATE_PLACEHOLDER:
+    if not creates:
         snapshot["reason"] = "the unknown-contact rule leaves it to the user"
+        return ContactDecision(
+            outcome=DecisionOutcome.PROMPTED,
+            decided_by=DecidedBy.RULE,
+            return_message=not_found,
+            snapshot=snapshot,
+        )
+    refusal = placeholder_refusal(
+        rules=rules,
+        phone_number=phone_number,
+        raw_number=raw_number,
+        caller_id_name=caller_id_name,
+        traffic=traffic,
+    )
+    if refusal is not None:
+        snapshot.update(refusal.record())
         return ContactDecision(
             outcome=DecisionOutcome.PROMPTED,
             decided_by=DecidedBy.RULE,
@@ -251,6 +529,7 @@ def contact_decide(
         raw_number=raw_number,
         caller_id_name=caller_id_name,
         snapshot=snapshot,
+        traffic=traffic,
     )
 
 
@@ -282,7 +561,7 @@ def placeholder_find_by_contact(*, user: CrmUser, contact_id: str) -> Placeholde
 
 
 def _placeholder_name_and_type(
-    *, client: CrmClient, rules: RuleValues, phone_number: str, caller_id_name: str
+    *, client: CrmClient, rules: RuleValues, phone_number: str, caller_id_name: str, traffic: LogTraffic
 ) -> tuple[str, str, dict[str, Any]]:
     types = client.contact_type_values()
     contact_type = rules.placeholder_contact_type
@@ -292,15 +571,25 @@ def _placeholder_name_and_type(
             why["contactTypeFallback"] = f"{contact_type!r} is not a contact type of {client.platform}"
         contact_type = types[0] if types else ""
     name = ""
+    usable, reason = caller_id_name_usable(caller_id_name, phone_number=phone_number)
+    caller_id = " ".join(caller_id_name.split())[:255] if usable else ""
     if rules.placeholder_name_source == PlaceholderNameSource.CALLER_ID_THEN_DEFAULT:
-        usable, reason = caller_id_name_usable(caller_id_name, phone_number=phone_number)
         if usable:
-            name, why["nameSource"] = " ".join(caller_id_name.split())[:255], "caller ID"
+            name, why["nameSource"] = caller_id, "caller ID"
         else:
             why["callerIdRejected"] = reason
     if not name:
         template, source = placeholder_template_for(rules=rules, contact_type=contact_type)
-        name = template_render(template, phone_number=phone_number)[:255]
+        name = (
+            template_render(
+                template,
+                phone_number=phone_number,
+                caller_id=caller_id,
+                direction=traffic.direction,
+                day=traffic.day or timezone.now().date(),
+            )[:255]
+            or BUILTIN_PLACEHOLDER_NAME
+        )
         why["nameSource"] = f"default name ({source})"
         why["template"] = template
     return name, contact_type, why
@@ -362,6 +651,7 @@ def placeholder_obtain(
     raw_number: str,
     caller_id_name: str,
     snapshot: dict[str, Any],
+    traffic: LogTraffic | None = None,
 ) -> ContactDecision:
     """The placeholder contact for an unknown number: reused when one exists, else created
     by exactly one request while concurrent ones wait for it and reuse it.
@@ -406,6 +696,7 @@ def placeholder_obtain(
                 raw_number=raw_number,
                 caller_id_name=caller_id_name,
                 snapshot=snapshot,
+                traffic=traffic or LogTraffic(kind="call"),
             )
         if time.monotonic() >= deadline:
             snapshot["reason"] = "another request is still creating the placeholder"
@@ -431,9 +722,10 @@ def _placeholder_create(
     raw_number: str,
     caller_id_name: str,
     snapshot: dict[str, Any],
+    traffic: LogTraffic,
 ) -> ContactDecision:
     name, contact_type, why = _placeholder_name_and_type(
-        client=client, rules=rules, phone_number=phone_number, caller_id_name=caller_id_name
+        client=client, rules=rules, phone_number=phone_number, caller_id_name=caller_id_name, traffic=traffic
     )
     snapshot.update(why)
     snapshot["placeholderId"] = row.pk
@@ -796,8 +1088,42 @@ def placeholder_name_save(*, name: PlaceholderNameTemplate) -> PlaceholderNameTe
     return name
 
 
+_PREFIX_TEXT = re.compile(r"\+\d{1,14}")
+
+
+def blocked_number_clean(*, kind: str, number: str) -> str:
+    """A block-list entry's number as stored: a number (any format, read in the default
+    region) in E.164, or a prefix as `+` and its digits, starting with a country code.
+    Raises `ValueError` saying why not."""
+    text = re.sub(r"[\s().-]", "", number or "")
+    if kind == BlockedNumberKind.PREFIX:
+        if not _PREFIX_TEXT.fullmatch(text):
+            raise ValueError("a prefix is + and 1 to 14 digits, e.g. +1900")
+        digits = text[1:]
+        sizes = range(1, min(3, len(digits)) + 1)
+        if not any(int(digits[:size]) in phonenumbers.COUNTRY_CODE_TO_REGION_CODE for size in sizes):
+            raise ValueError(f"{text} starts with no country code")
+        return text
+    if kind != BlockedNumberKind.NUMBER:
+        raise ValueError(f"must be one of: {', '.join(BlockedNumberKind.values)}")
+    try:
+        return phone_number_normalize(number)
+    except InvalidPhoneNumber as exc:
+        raise ValueError(str(exc)) from exc
+
+
 @transaction.atomic
-def rule_row_delete(*, row: RuleSetting | PlaceholderNameTemplate) -> None:
+def blocked_number_save(*, entry: BlockedNumber) -> BlockedNumber:
+    """Save a block-list entry (from the Django admin) with its number checked and stored
+    in E.164; drops the rules cache. Raises `ValueError` when the number is not valid."""
+    entry.number = blocked_number_clean(kind=entry.kind, number=entry.number)
+    entry.save()
+    _rules_changed()
+    return entry
+
+
+@transaction.atomic
+def rule_row_delete(*, row: RuleSetting | PlaceholderNameTemplate | BlockedNumber) -> None:
     """Delete an admin row (its history is kept) and drop the cache."""
     row.delete()
     _rules_changed()

@@ -209,6 +209,19 @@ def test_code_defaults_apply_when_nobody_set_anything(crm_user: CrmUser) -> None
         "defaultPlaceholderName": "Unknown caller",
         "placeholderContactType": "",
         "multipleMatchPolicy": "prompt",
+        "placeholderDirections": ["inbound", "outbound"],
+        "placeholderCallResults": [
+            "answered",
+            "missed",
+            "voicemail",
+            "rejected",
+            "busy",
+            "noAnswer",
+            "failed",
+            "other",
+        ],
+        "placeholderMinDurationSeconds": 0,
+        "placeholderMessageTypes": ["SMS", "VoiceMail"],
         "sources": dict.fromkeys(RULE_KEYS, "default"),
     }
     assert rules.user_placeholder_name is False

@@ -29,6 +29,7 @@ pytestmark = pytest.mark.django_db
 
 AUTHORIZE = "Please go to Settings and authorize CRM platform"
 
+CALL_RESULT_KINDS = ["answered", "missed", "voicemail", "rejected", "busy", "noAnswer", "failed", "other"]
 RULE_DEFAULTS = {
     "unknownContactAction": {
         "value": "prompt",
@@ -53,6 +54,25 @@ RULE_DEFAULTS = {
         "customizable": True,
         "defaultValue": "prompt",
         "options": ["prompt", "lastUpdated", "alphabetical", "earliestCreated"],
+    },
+    "placeholderDirections": {
+        "value": ["inbound", "outbound"],
+        "customizable": True,
+        "defaultValue": ["inbound", "outbound"],
+        "options": ["inbound", "outbound"],
+    },
+    "placeholderCallResults": {
+        "value": CALL_RESULT_KINDS,
+        "customizable": True,
+        "defaultValue": CALL_RESULT_KINDS,
+        "options": CALL_RESULT_KINDS,
+    },
+    "placeholderMinDurationSeconds": {"value": 0, "customizable": True, "defaultValue": 0},
+    "placeholderMessageTypes": {
+        "value": ["SMS", "VoiceMail"],
+        "customizable": True,
+        "defaultValue": ["SMS", "VoiceMail"],
+        "options": ["SMS", "Fax", "VoiceMail"],
     },
 }
 
