@@ -4,6 +4,7 @@ HTTP session every outbound call uses."""
 from __future__ import annotations
 
 import hashlib
+from datetime import UTC, datetime
 from http.cookiejar import DefaultCookiePolicy
 from typing import Any
 from urllib.parse import urlsplit
@@ -148,3 +149,18 @@ def overriding_formats_render(overriding_format: str, *, digits: str) -> list[st
         feed = iter(digits)
         rendered.setdefault("".join(next(feed) if ch in "*#" else ch for ch in fmt), None)
     return list(rendered)
+
+
+def rc_time_parse(value: Any) -> datetime | None:
+    """A RingCentral time as an aware datetime in UTC: ISO 8601 text (a naive one read as
+    UTC), or epoch milliseconds as a number or digits (server-side logging sends those);
+    None when missing or unreadable."""
+    if value is None or value == "" or isinstance(value, bool):
+        return None
+    try:
+        if isinstance(value, int | float) or (isinstance(value, str) and value.strip().isdigit()):
+            return datetime.fromtimestamp(float(value) / 1000, tz=UTC)
+        parsed = datetime.fromisoformat(str(value).strip().replace("Z", "+00:00").replace("z", "+00:00"))
+    except (TypeError, ValueError, OverflowError, OSError):
+        return None
+    return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)

@@ -31,7 +31,7 @@ cost requests of the 50-a-minute budget on every call.
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -62,7 +62,7 @@ from connector.crm.base import (
 
 if TYPE_CHECKING:
     from connector.models import CrmUser
-from connector.utils import overriding_formats_render, phone_number_national_digits
+from connector.utils import overriding_formats_render, phone_number_national_digits, rc_time_parse
 
 # Clio's regional hosts and the OAUTH_APPS key of each region's app (US first: the default).
 DEFAULT_HOST = "app.clio.com"
@@ -181,23 +181,8 @@ def _communication_id(crm_log_id: str) -> int:
 
 def _iso(value: Any) -> str | None:
     """A RingCentral time (ISO text, or epoch milliseconds) as ISO 8601 UTC, else None."""
-    moment = _moment(value)
+    moment = rc_time_parse(value)
     return moment.isoformat().replace("+00:00", "Z") if moment is not None else None
-
-
-def _moment(value: Any) -> datetime | None:
-    if value is None or value == "" or isinstance(value, bool):
-        return None
-    if isinstance(value, int | float) or (isinstance(value, str) and value.strip().isdigit()):
-        try:
-            return datetime.fromtimestamp(float(value) / 1000, tz=UTC)
-        except (OverflowError, OSError, ValueError):
-            return None
-    try:
-        moment = datetime.fromisoformat(str(value).strip().replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError:
-        return None
-    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
 
 
 def _utc_offset(value: str) -> timedelta | None:
@@ -218,7 +203,7 @@ def _utc_offset(value: str) -> timedelta | None:
 
 
 def _local(value: Any, timezone_offset: str) -> datetime | None:
-    moment = _moment(value)
+    moment = rc_time_parse(value)
     offset = _utc_offset(timezone_offset)
     if moment is None or offset is None:
         return moment

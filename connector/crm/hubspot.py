@@ -60,7 +60,7 @@ from connector.crm.base import (
 
 if TYPE_CHECKING:
     from connector.models import CrmUser
-from connector.utils import overriding_formats_render
+from connector.utils import overriding_formats_render, rc_time_parse
 
 API = "https://api.hubapi.com"
 AUTH_URL = "https://app.hubspot.com/oauth/authorize"
@@ -156,17 +156,8 @@ def _note_upsert(body: str, note: str) -> str:
 def _timestamp(value: Any) -> str | None:
     """A RingCentral time (ISO 8601, or epoch milliseconds from server-side logging) as
     the UTC form HubSpot's `hs_timestamp` takes; None when it cannot be read."""
-    if value is None or value == "":
-        return None
-    moment: datetime
-    try:
-        if isinstance(value, int | float) or (isinstance(value, str) and value.strip().isdigit()):
-            moment = datetime.fromtimestamp(float(value) / 1000, tz=UTC)
-        else:
-            moment = datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
-            if moment.tzinfo is None:
-                moment = moment.replace(tzinfo=UTC)
-    except (TypeError, ValueError, OverflowError, OSError):
+    moment = rc_time_parse(value)
+    if moment is None:
         return None
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 

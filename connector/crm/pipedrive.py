@@ -67,7 +67,7 @@ from connector.crm.base import (
     UserInfoResult,
 )
 from connector.models import CrmUser
-from connector.utils import overriding_formats_render
+from connector.utils import overriding_formats_render, rc_time_parse
 
 AUTH_URL = "https://oauth.pipedrive.com/oauth/authorize"
 TOKEN_URL = "https://oauth.pipedrive.com/oauth/token"
@@ -146,19 +146,6 @@ def duration_format(seconds: Any) -> str | None:
         return None
     minutes = math.ceil(value / 60)
     return f"{minutes // 60:02d}:{minutes % 60:02d}"
-
-
-def time_parse(value: Any) -> datetime | None:
-    """An aware datetime from RingCentral's times: an ISO 8601 string or epoch ms."""
-    if value is None or value == "" or isinstance(value, bool):
-        return None
-    try:
-        if isinstance(value, int | float) or (isinstance(value, str) and value.strip().isdigit()):
-            return datetime.fromtimestamp(float(value) / 1000, tz=UTC)
-        parsed = datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
-    except (ValueError, OverflowError, OSError):
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def _offset(value: str) -> timedelta | None:
@@ -605,7 +592,7 @@ class PipedriveCrmClient(OAuthCrmClient):
             "participants": [{"person_id": person_id, "primary": True}],
             "note": self._note(data.composed_log_details or data.note, data.log_key),
         }
-        self._when(body, time_parse(call.get("startTime")))
+        self._when(body, rc_time_parse(call.get("startTime")))
         duration = duration_format(call.get("duration"))
         if duration is not None:
             body["duration"] = duration
@@ -635,7 +622,7 @@ class PipedriveCrmClient(OAuthCrmClient):
         duration = duration_format(data.duration)
         if duration is not None:
             body["duration"] = duration
-        self._when(body, time_parse(data.start_time))
+        self._when(body, rc_time_parse(data.start_time))
         if body:
             self._call("PATCH", user, f"/api/v2/activities/{self._activity_id(data.crm_log_id)}", json=body)
         return UpdateLogResult(updated_note=text or None, return_message=_message("Call log updated."))
@@ -690,7 +677,7 @@ class PipedriveCrmClient(OAuthCrmClient):
     ) -> str:
         """One message as an HTML list item: time, sender, text, media links, key line.
         Download links (they carry a RingCentral access token) are never written."""
-        moment = time_parse(message.get("creationTime"))
+        moment = rc_time_parse(message.get("creationTime"))
         stamp = ""
         if moment is not None:
             local, zone = _local(moment, timezone_offset)
@@ -734,7 +721,7 @@ class PipedriveCrmClient(OAuthCrmClient):
                 ),
             )
         message = data.message
-        moment = time_parse(message.get("creationTime"))
+        moment = rc_time_parse(message.get("creationTime"))
         if data.shared_content is not None:
             subject = str(data.shared_content.get("subject") or "")
             note = self._note(str(data.shared_content.get("body") or ""), data.log_key)

@@ -37,7 +37,7 @@ import copy
 import json
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, timedelta
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import quote, quote_plus, unquote, urlsplit
 
@@ -66,6 +66,7 @@ from connector.crm.base import (
     UpdateLogResult,
     UserInfoResult,
 )
+from connector.utils import rc_time_parse
 
 if TYPE_CHECKING:
     from connector.models import CrmUser
@@ -848,24 +849,11 @@ def phone_number_parse(raw: str, *, region: str | None = None) -> JsonDict:
     }
 
 
-def _moment(value: Any) -> datetime | None:
-    """A RingCentral time (ISO 8601 text or epoch milliseconds) as an aware datetime."""
-    if value is None or value == "" or isinstance(value, bool):
-        return None
-    try:
-        if isinstance(value, int | float) or (isinstance(value, str) and value.strip().isdigit()):
-            return datetime.fromtimestamp(float(value) / 1000, tz=UTC)
-        parsed = datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
-    except (ValueError, OverflowError, OSError):
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
 def iso_time(value: Any, *, plus_seconds: Any = 0) -> str | None:
     """`value` as moment's `toISOString()` (UTC, milliseconds, `Z`), `plus_seconds` later;
     None when either is not a time or a number of seconds (server-side logging's
     "pending" duration)."""
-    moment = _moment(value)
+    moment = rc_time_parse(value)
     if moment is None or isinstance(plus_seconds, bool):
         return None
     try:

@@ -16,6 +16,7 @@ from connector.utils import (
     phone_number_last4,
     phone_number_national_digits,
     phone_number_normalize,
+    rc_time_parse,
 )
 
 # A valid North American number: area code and exchange start with 2-9.
@@ -112,3 +113,24 @@ def test_national_digits_of_an_e164_number() -> None:
     assert phone_number_national_digits("+14155550100") == "4155550100"
     assert phone_number_national_digits("+442079460958") == "2079460958"
     assert phone_number_national_digits("not a number") == ""
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("2026-11-26T10:00:00.000Z", "2026-11-26T10:00:00+00:00"),
+        ("2026-11-26T12:00:00+02:00", "2026-11-26T10:00:00+00:00"),
+        ("2026-11-26T10:00:00", "2026-11-26T10:00:00+00:00"),
+        (1795687200000, "2026-11-26T10:00:00+00:00"),
+        ("1795687200000", "2026-11-26T10:00:00+00:00"),
+        ("", None),
+        (None, None),
+        (True, None),
+        ("yesterday", None),
+        (10**20, None),
+    ],
+)
+def test_ringcentral_times_are_read_in_utc(value, expected) -> None:
+    parsed = rc_time_parse(value)
+
+    assert (parsed.isoformat() if parsed else None) == expected
