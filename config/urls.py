@@ -7,6 +7,11 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+# The product's name on every admin page and the login page (Django's "Django administration").
+admin.site.site_header = "App Connect connector server"
+admin.site.site_title = "App Connect connector server"
+admin.site.index_title = "Rules and log history"
+
 urlpatterns = [
     path("", include("connector.api.urls")),
     path("admin/", admin.site.urls),

@@ -21,6 +21,7 @@ from django.db.models import F, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
+from django.utils import dateformat, timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 from django.utils.text import Truncator
@@ -29,13 +30,15 @@ from import_export.formats.base_formats import CSV
 
 from config.logging import redact
 from connector.admin import PlatformListFilter, ReadOnlyAdmin
-from logs.choices import DecidedBy
+from logs.choices import DecidedBy, LogStatus
 from logs.models import CallLog, LogEvent, MessageLog
 from logs.resources import CallLogResource, LogEventResource, MessageLogResource
 from logs.selectors import (
     DayActivity,
     account_choices,
     crm_user_choices,
+    event_actor,
+    event_sentence,
     log_activity_per_day,
     log_history_queryset,
     phone_search_number,
@@ -119,13 +122,22 @@ def _pretty_json(value: Any) -> SafeString:
     return format_html('<pre class="log-json">{}</pre>', redact(json.dumps(value, indent=2, sort_keys=True)))
 
 
-def _detail_text(detail: dict[str, Any]) -> str:
-    """An event's detail on one line: `key: value` pairs, nested values as compact JSON."""
-    parts = []
-    for key, value in sorted(detail.items()):
-        shown = value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
-        parts.append(f"{key}: {shown}")
-    return redact("; ".join(parts))
+def _event_time(event: LogEvent) -> str:
+    """An event's time to the second, in the site's time zone: steps are often a second apart."""
+    return dateformat.format(timezone.localtime(event.created_at), "Y-m-d H:i:s")
+
+
+def _event_what(event: LogEvent) -> SafeString:
+    """The event as a sentence, its raw detail one click away."""
+    sentence = redact(event_sentence(kind=event.kind, detail=event.detail))
+    if not event.detail:
+        return format_html('<span class="event-sentence">{}</span>', sentence)
+    return format_html(
+        '<span class="event-sentence">{}</span>'
+        '<details class="event-detail"><summary>detail</summary>{}</details>',
+        sentence,
+        _pretty_json(event.detail),
+    )
 
 
 # The parts of a log's detail page that calls and messages share.
@@ -162,6 +174,12 @@ OUTCOME_FIELDSET: tuple[str, _FieldOpts] = (
 )
 
 
+# The columns an auditor scans first, so a list fits a 1280 px screen; the session or
+# message id, user, account, attempts and CRM log id are on the detail page, and a failed
+# log's error shows on its status.
+LIST_COLUMNS = ("created_at", "direction", "phone_number", "contact", "status_text", "decided_by")
+
+
 class HistoryAdmin(ReadOnlyAdmin):
     """Viewing only: history is never added, changed or deleted through the admin."""
 
@@ -173,7 +191,7 @@ class TimelineInline(admin.TabularInline):
     template = "admin/logs/timeline.html"
     verbose_name = "event"
     verbose_name_plural = "timeline"
-    fields = ("created_at", "kind", "decided_by", "detail_text")
+    fields = ("time", "kind", "actor", "what")
     readonly_fields = fields
     extra = 0
     max_num = 0
@@ -189,9 +207,17 @@ class TimelineInline(admin.TabularInline):
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
-    @admin.display(description="detail")
-    def detail_text(self, event: LogEvent) -> str:
-        return _detail_text(event.detail)
+    @admin.display(description="time")
+    def time(self, event: LogEvent) -> str:
+        return _event_time(event)
+
+    @admin.display(description="by")
+    def actor(self, event: LogEvent) -> str:
+        return event_actor(kind=event.kind, decided_by=event.decided_by, detail=event.detail) or "-"
+
+    @admin.display(description="what happened")
+    def what(self, event: LogEvent) -> SafeString:
+        return _event_what(event)
 
 
 class CallTimelineInline(TimelineInline):
@@ -296,9 +322,18 @@ class LogHistoryAdmin(ExportMixin, HistoryAdmin):
         by = log.placeholder.decided_by if log.placeholder_id else ""
         return f"{name} (placeholder, created by {'a rule' if by == DecidedBy.RULE else 'a user'})"
 
-    @admin.display(description="error")
-    def error(self, log: Any) -> str:
-        return Truncator(redact(log.last_error)).chars(80)
+    @admin.display(description="status", ordering="status")
+    def status_text(self, log: Any) -> SafeString | str:
+        """The status; a failed log's error is its tooltip, and shown below it in short."""
+        if not log.last_error or log.status == LogStatus.LOGGED:
+            return str(log.get_status_display())
+        error = redact(log.last_error)
+        return format_html(
+            '{}<br><span class="log-error" title="{}">{}</span>',
+            log.get_status_display(),
+            error,
+            Truncator(error).words(8),
+        )
 
     @admin.display(description="last error")
     def last_error_text(self, log: Any) -> SafeString | str:
@@ -318,21 +353,8 @@ class LogHistoryAdmin(ExportMixin, HistoryAdmin):
 class CallLogAdmin(LogHistoryAdmin):
     resource_classes = [CallLogResource]
     inlines = (CallTimelineInline,)
-    list_display = (
-        "created_at",
-        "session_id",
-        "direction",
-        "phone_number",
-        "user",
-        "account",
-        "contact",
-        "decided_by",
-        "status",
-        "attempts",
-        "error",
-        "crm_log_id",
-    )
-    list_display_links = ("created_at", "session_id")
+    list_display = LIST_COLUMNS
+    list_display_links = ("created_at",)
     search_fields = (
         "phone_number",
         "=session_id",
@@ -415,7 +437,8 @@ class CallLogAdmin(LogHistoryAdmin):
             "span": span,
             "spans": (7, 30, 90),
             "panels": [panel.render(activity) for panel in DASHBOARD_PANELS],
-            "table": list(reversed(activity)),
+            # days with activity only, newest first
+            "table": [day for day in reversed(activity) if _active(day)],
         }
         request.current_app = self.admin_site.name
         return TemplateResponse(request, "admin/logs/dashboard.html", context)
@@ -428,22 +451,8 @@ class CallLogAdmin(LogHistoryAdmin):
 class MessageLogAdmin(LogHistoryAdmin):
     resource_classes = [MessageLogResource]
     inlines = (MessageTimelineInline,)
-    list_display = (
-        "created_at",
-        "message_id",
-        "message_type",
-        "direction",
-        "phone_number",
-        "user",
-        "account",
-        "contact",
-        "decided_by",
-        "status",
-        "attempts",
-        "error",
-        "crm_log_id",
-    )
-    list_display_links = ("created_at", "message_id")
+    list_display = LIST_COLUMNS
+    list_display_links = ("created_at",)
     search_fields = (
         "phone_number",
         "=message_id",
@@ -518,8 +527,8 @@ class LogEventAdmin(ExportMixin, HistoryAdmin):
     ordering = ("-id",)
     date_hierarchy = "created_at"
     list_per_page = 100
-    list_display = ("id", "created_at", "kind", "decided_by", "log", "detail_short")
-    list_display_links = ("id", "created_at")
+    list_display = ("id", "time", "kind", "actor", "log", "what")
+    list_display_links = ("id", "time")
     list_filter = ("kind", "decided_by", LogTypeListFilter, ("created_at", admin.DateFieldListFilter))
     search_fields = (
         "=call_log__session_id",
@@ -530,7 +539,7 @@ class LogEventAdmin(ExportMixin, HistoryAdmin):
         "message_log__phone_number",
     )
     search_help_text = "Phone number (any format), session id, message id or CRM log id of the log."
-    fields = ("created_at", "kind", "decided_by", "log", "detail_json")
+    fields = ("time", "kind", "actor", "what", "log", "detail_json")
     readonly_fields = fields
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[LogEvent]:
@@ -564,9 +573,17 @@ class LogEventAdmin(ExportMixin, HistoryAdmin):
             return format_html('<a href="{}">Message {}</a>', url, event.message_id)
         return "-"
 
-    @admin.display(description="detail")
-    def detail_short(self, event: LogEvent) -> str:
-        return Truncator(_detail_text(event.detail)).chars(120)
+    @admin.display(description="time", ordering="created_at")
+    def time(self, event: LogEvent) -> str:
+        return _event_time(event)
+
+    @admin.display(description="by")
+    def actor(self, event: LogEvent) -> str:
+        return event_actor(kind=event.kind, decided_by=event.decided_by, detail=event.detail) or "-"
+
+    @admin.display(description="what happened")
+    def what(self, event: LogEvent) -> str:
+        return redact(event_sentence(kind=event.kind, detail=event.detail))
 
     @admin.display(description="detail")
     def detail_json(self, event: LogEvent) -> SafeString:
@@ -574,6 +591,11 @@ class LogEventAdmin(ExportMixin, HistoryAdmin):
 
 
 # --- the dashboard chart -------------------------------------------------------------------
+
+
+def _active(day: DayActivity) -> bool:
+    """Whether anything was recorded that day (the day table lists only those)."""
+    return bool(day.calls_logged or day.messages_logged or day.placeholders or day.failures)
 
 
 @dataclass(frozen=True, slots=True)
@@ -589,6 +611,7 @@ class DashboardPanel:
 
     title: str
     series: tuple[_Series, ...]
+    empty_text: str = "Nothing yet"
     unit_width: int = 10  # SVG user units per day; the SVG scales to the page width
     height: int = 100
 
@@ -619,6 +642,9 @@ class DashboardPanel:
             )
         return {
             "title": self.title,
+            "empty_text": self.empty_text,
+            "x_ticks": _day_ticks(activity),
+            "y_ticks": _count_ticks(peak),
             "series": self.series,
             "total": sum(totals),
             "series_totals": [(s, sum(getattr(day, s.attribute) for day in activity)) for s in self.series],
@@ -631,15 +657,54 @@ class DashboardPanel:
         }
 
 
+def _count_ticks(peak: int) -> list[dict[str, Any]]:
+    """Y-axis ticks: 0, the peak, and a round value between when the peak leaves room;
+    `bottom` in percent of the chart's height (bars reach height - 4 at the peak)."""
+    scale = 96.0 / peak
+    values = [0, peak]
+    if peak >= 4:
+        step = 10 ** (len(str(peak // 2)) - 1)
+        middle = max(step, round(peak / 2 / step) * step)
+        if 0 < middle < peak and peak - middle >= peak / 4:
+            values.insert(1, middle)
+    return [{"label": value, "bottom": round(value * scale, 2)} for value in values]
+
+
+def _day_ticks(activity: list[DayActivity]) -> list[dict[str, Any]]:
+    """X-axis ticks under their bars: every day over a week, else every Monday (plus the
+    first and last day when no Monday is near); `left` in percent of the chart's width."""
+    count = len(activity)
+    if not count:
+        return []
+    chosen = [
+        index
+        for index, day in enumerate(activity)
+        if count <= 7 or (day.day.weekday() == 0 and (count <= 31 or day.day.day <= 7))
+    ]
+    if count > 7:
+        if not chosen or chosen[0] > 2:
+            chosen.insert(0, 0)
+        if chosen[-1] < count - 3:
+            chosen.append(count - 1)
+    label = "D j" if count <= 7 else "M j"
+    return [
+        {"label": dateformat.format(activity[i].day, label), "left": round((i + 0.5) / count * 100, 2)}
+        for i in chosen
+    ]
+
+
 DASHBOARD_PANELS = (
-    DashboardPanel("Calls logged", (_Series("calls_logged", "calls logged", "bar-calls"),)),
-    DashboardPanel("Messages logged", (_Series("messages_logged", "messages logged", "bar-messages"),)),
+    DashboardPanel("Calls logged", (_Series("calls_logged", "calls logged", "bar-calls"),), "No calls yet"),
+    DashboardPanel(
+        "Messages logged", (_Series("messages_logged", "messages logged", "bar-messages"),), "No messages yet"
+    ),
     DashboardPanel(
         "Placeholder contacts created",
         (
             _Series("placeholders_by_rule", "by a rule", "bar-rule"),
             _Series("placeholders_by_hand", "by hand", "bar-hand"),
         ),
+        "No placeholder contacts yet",
     ),
     DashboardPanel(
         "Failures (logs still failed)",
@@ -647,5 +712,6 @@ DASHBOARD_PANELS = (
             _Series("calls_failed", "calls", "bar-fail-calls"),
             _Series("messages_failed", "messages", "bar-fail-messages"),
         ),
+        "No failures",
     ),
 )

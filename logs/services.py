@@ -30,7 +30,7 @@ import secrets
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from typing import Any
 from urllib.parse import quote
@@ -68,8 +68,14 @@ from logs.composer import (
     shared_sms_compose,
 )
 from logs.models import CallLog, LogEvent, MessageLog
-from logs.selectors import call_log_find_logged, call_logs_of_session, identity_match
+from logs.selectors import (
+    call_log_find_logged,
+    call_logs_of_session,
+    identity_match,
+    placeholder_find_in_scope,
+)
 from rules.choices import DecisionOutcome
+from rules.models import PlaceholderContact
 from rules.services import ContactDecision, LogTraffic, contact_decide
 
 logger = logging.getLogger(__name__)
@@ -127,6 +133,33 @@ def _given_contact(contact_id: str, phone_number: str, contact_type: str, name: 
     if not contact_id:
         return None
     return LogContact(id=contact_id, phone_number=phone_number, type=contact_type, name=name)
+
+
+# Outcomes whose contact the CRM's lookup found: the decision cannot know whether it is a
+# placeholder (created earlier, by a rule or a user), so the registry is asked.
+_LOOKED_UP_OUTCOMES = frozenset({DecisionOutcome.MATCHED, DecisionOutcome.MULTIPLE_RESOLVED})
+
+
+def _contact_decide(*, user: CrmUser, **kwargs: Any) -> ContactDecision:
+    """`rules.services.contact_decide`, with every contact that is a placeholder marked so.
+
+    A placeholder the decision created, reused or was given (the manual flow) is already
+    marked; a contact the lookup matched is looked for in the registry (one statement),
+    since the CRM returns an earlier placeholder as any other contact. A marked match
+    records `placeholderId` in its snapshot. Same side effects as `contact_decide`.
+    """
+    decision = contact_decide(user=user, **kwargs)
+    if decision.is_placeholder or decision.contact is None or decision.outcome not in _LOOKED_UP_OUTCOMES:
+        return decision
+    placeholder_id = placeholder_find_in_scope(user=user, contact_id=decision.contact.id)
+    if placeholder_id is None:
+        return decision
+    return replace(
+        decision,
+        is_placeholder=True,
+        placeholder=PlaceholderContact(pk=placeholder_id),
+        snapshot={**decision.snapshot, "placeholderId": placeholder_id},
+    )
 
 
 def _decision_event(decision: ContactDecision) -> tuple[str, str, JsonDict]:
@@ -621,7 +654,7 @@ def _call_log_process(
 
 def _call_log_decide(*, user: CrmUser, client: CrmClient, request: CallLogRequest) -> ContactDecision:
     given = _given_contact(request.contact_id, request.raw_number, request.contact_type, request.contact_name)
-    return contact_decide(
+    return _contact_decide(
         user=user,
         client=client,
         phone_number=request.phone_number,
@@ -987,7 +1020,7 @@ class MessageLogRequest:
 
     messages: list[JsonDict]  # newest first, as the client sends them
     correspondents: list[JsonDict]
-    phone_number: str  # correspondents[0], E.164
+    phone_number: str  # correspondents[0], E.164; "" for a short code or a withheld sender
     raw_number: str
     conversation_id: str = ""
     conversation_log_id: str = ""
@@ -1129,7 +1162,7 @@ def message_log_create(*, user_id: str, request: MessageLogRequest) -> LogOutcom
         return LogOutcome(successful=False, return_message=return_message("Contact not found"))
     client = crm_registry.get(user.platform)
     given = _given_contact(request.contact_id, request.raw_number, request.contact_type, request.contact_name)
-    decision = contact_decide(
+    decision = _contact_decide(
         user=user,
         client=client,
         phone_number=request.phone_number,
@@ -1170,7 +1203,7 @@ def message_log_create(*, user_id: str, request: MessageLogRequest) -> LogOutcom
                 "conversation_log_id": conversation_log_id[:160],
                 "message_type": str(message.get("type") or "")[:32],
                 "direction": message.get("direction") or "",
-                "phone_number": request.phone_number,
+                "phone_number": request.phone_number or request.raw_number[:32],
                 "payload": _without_secrets({"message": message, "correspondents": request.correspondents}),
             },
             token=token,
@@ -1259,7 +1292,7 @@ def _shared_message_log(
             "conversation_id": request.conversation_id[:128],
             "conversation_log_id": conversation_log_id[:160],
             "message_type": "SMS",
-            "phone_number": request.phone_number,
+            "phone_number": request.phone_number or request.raw_number[:32],
             "payload": _without_secrets(
                 {
                     "messages": request.messages,
@@ -1424,10 +1457,14 @@ def _message_resend(lease: _Lease, *, user: CrmUser, client: CrmClient, events: 
         else None
     )
     stored_messages = shared_messages or ([payload["message"]] if payload.get("message") else [])
-    decision = contact_decide(
+    try:  # a short code or a withheld sender is stored as sent, not in E.164
+        phone_number = phone_number_normalize(row.phone_number)
+    except InvalidPhoneNumber:
+        phone_number = ""
+    decision = _contact_decide(
         user=user,
         client=client,
-        phone_number=row.phone_number,
+        phone_number=phone_number,
         raw_number=row.phone_number,
         given_contact=given,
         caller_id_name=str((correspondents[0] if correspondents else {}).get("name") or ""),

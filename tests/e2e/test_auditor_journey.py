@@ -46,7 +46,7 @@ def test_auditor_filters_opens_a_timeline_exports_and_is_refused_changes(
     page.get_by_role("link", name="Placeholder created by a rule").click()
     rows = page.locator("#result_list tbody tr")
     expect(rows).to_have_count(1)
-    expect(rows.first).to_contain_text("sess-placeholder")
+    expect(rows.first).to_contain_text("+14155550123")
     expect(rows.first).to_contain_text("Jane Caller (placeholder, created by a rule)")
     shoot("placeholder-calls")
 
@@ -64,7 +64,8 @@ def test_auditor_filters_opens_a_timeline_exports_and_is_refused_changes(
     assert API_KEY not in text and PAYLOAD_MARKER not in text
 
     # One call: its fields and its timeline, in order, with who decided.
-    rows.first.get_by_role("link", name="sess-placeholder").click()
+    rows.first.get_by_role("link").first.click()  # its time
+    expect(page.locator(".field-session_id")).to_contain_text("sess-placeholder")
     expect(page.locator("h2", has_text="Timeline")).to_be_visible()
     steps = page.locator("table.timeline tbody tr")
     expect(steps).to_have_count(3)
@@ -116,5 +117,5 @@ def test_auditor_reads_the_dashboard(
     expect(page.locator(".dash-total")).to_have_text(["35", "12", "6", "4"])
     shoot("dashboard")
     page.get_by_role("link", name="7 days").click()
-    expect(page.locator("#dashboard-days tbody tr")).to_have_count(7)
+    expect(page.locator("#dashboard-days tbody tr")).to_have_count(7)  # every day had activity
     assert external == []  # nothing fetched from outside the server

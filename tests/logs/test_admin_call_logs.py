@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -133,7 +134,9 @@ def test_detail_shows_the_log_and_its_timeline_in_order(auditor_client: Client, 
     ]
     assert positions == sorted(positions)
     assert "Auto-logging rule" in timeline  # who decided the placeholder
-    assert "contactName: Jane Caller" in timeline
+    assert "Rule created placeholder Jane Caller" in timeline  # in a sentence
+    assert "<details" in timeline and "&quot;contactName&quot;: &quot;Jane Caller&quot;" in timeline  # raw
+    assert re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", timeline)  # to the second
     assert 'name="_save"' not in page  # read-only for everyone
 
 

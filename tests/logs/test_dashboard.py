@@ -110,3 +110,28 @@ def test_the_dashboard_view_is_a_few_queries(
 ) -> None:
     with django_assert_max_num_queries(7):  # session, user, permissions (2), the three aggregates
         auditor_client.get(URL)
+
+
+def test_an_empty_history_says_so(auditor_client: Client) -> None:
+    page = auditor_client.get(URL).content.decode()
+
+    assert "<svg viewBox=" not in page  # no grey boxes
+    assert "No calls yet" in page and "No messages yet" in page
+    assert page.count('class="dash-no-activity"') == 1  # the day table: no 30 rows of zeros
+
+
+def test_the_table_lists_days_with_activity_only(auditor_client: Client, activity: None) -> None:
+    page = auditor_client.get(URL).content.decode()
+    days = re.findall(r'<tr data-day="([0-9-]+)"', page)
+    assert days and len(days) < 30
+    assert timezone.localdate().isoformat() in days
+
+
+@pytest.mark.parametrize("span", [7, 30, 90])
+def test_the_axes_have_readable_ticks(auditor_client: Client, activity: None, span: int) -> None:
+    page = auditor_client.get(URL, {"days": span}).content.decode()
+    chart = page[page.index('id="panel-1"') : page.index('id="panel-2"')]
+    x_ticks = re.findall(r'<span style="left: [0-9.]+%">([^<]+)</span>', chart)
+    assert (len(x_ticks) == 7) if span == 7 else (3 <= len(x_ticks) <= 16)
+    y_ticks = re.findall(r'<span style="bottom: [0-9.]+%">(\d+)</span>', chart)
+    assert y_ticks[0] == "0" and y_ticks[-1] == "2"  # 0 to the peak (2 calls today)
