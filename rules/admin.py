@@ -7,6 +7,7 @@ change is kept in the row's history (django-simple-history).
 
 from __future__ import annotations
 
+import csv
 import json
 from typing import Any
 
@@ -14,7 +15,9 @@ from django import forms
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 from import_export import fields as export_fields
@@ -30,7 +33,13 @@ from connector.models import CrmUser
 from connector.utils import InvalidPhoneNumber, phone_number_normalize
 from rules.models import Account, BlockedNumber, PlaceholderContact, PlaceholderNameTemplate, RuleSetting
 from rules.parameters import PARAMETERS, PLACEHOLDER_NAME_FIELDS, RULE_KEYS
-from rules.selectors import PREVIEW_CALLER_ID, PREVIEW_NUMBER, placeholder_name_preview
+from rules.selectors import (
+    PREVIEW_CALLER_ID,
+    PREVIEW_NUMBER,
+    OpenPlaceholderRow,
+    placeholder_name_preview,
+    placeholders_open_report,
+)
 from rules.services import (
     account_save,
     blocked_number_clean,
@@ -262,6 +271,12 @@ class PlaceholderContactResource(export_resources.ModelResource):
     updated_at = export_fields.Field(
         attribute="updated_at", column_name="updated_at", widget=export_widgets.DateTimeWidget(_ISO)
     )
+    named_as = export_fields.Field(
+        attribute="named_as", column_name="named_as", widget=_SafeTextWidget(), readonly=True
+    )
+    superseded_at = export_fields.Field(
+        attribute="superseded_at", column_name="superseded_at", widget=export_widgets.DateTimeWidget(_ISO)
+    )
 
     class Meta:
         model = PlaceholderContact
@@ -281,6 +296,10 @@ class PlaceholderContactResource(export_resources.ModelResource):
             "contact_id",
             "contact_name",
             "contact_type",
+            "life",
+            "named_as",
+            "superseded_by",
+            "superseded_at",
         )
         export_order = fields
 
@@ -308,25 +327,17 @@ class PlaceholderContactAdmin(ExportMixin, ReadOnlyAdmin):
 
     resource_classes = [PlaceholderContactResource]
     export_formats = [CSV]
+    import_export_change_list_template = "admin/rules/placeholdercontact/change_list.html"  # links the report
     skip_export_form = True
-    list_display = (
-        "created_at",
-        "phone_number",
-        "contact_name",
-        "contact_type",
-        "contact_id",
-        "decided_by",
-        "created_by",
-        "account",
-        "status",
-        "attempts",
-        "platform",
-    )
+    # The columns an auditor scans first (fits 1280 px); account (a filter), type, CRM id,
+    # creator, attempts and platform are on the detail page.
+    list_display = ("created_at", "phone_number", "contact_name", "decided_by", "status", "life")
     list_display_links = ("created_at", "phone_number")
     list_filter = (
         ("created_at", admin.DateFieldListFilter),
         "decided_by",
         "status",
+        "life",
         PlatformListFilter,
         "account",
         CreatedByListFilter,
@@ -341,6 +352,10 @@ class PlaceholderContactAdmin(ExportMixin, ReadOnlyAdmin):
         ("Contact", {"fields": ("contact_id", "contact_name", "contact_type", "phone_number", "platform")}),
         ("Who decided", {"fields": ("decided_by", "created_by", "account", "scope_key", "rule_values")}),
         ("Creation", {"fields": ("status", "attempts", "last_error", "created_at", "updated_at")}),
+        (
+            "Life",
+            {"fields": ("life", "life_reason", "named_as", "named_at", "superseded_by", "superseded_at")},
+        ),
     )
     readonly_fields = (
         "contact_id",
@@ -358,6 +373,12 @@ class PlaceholderContactAdmin(ExportMixin, ReadOnlyAdmin):
         "last_error",
         "created_at",
         "updated_at",
+        "life",
+        "life_reason",
+        "named_as",
+        "named_at",
+        "superseded_by",
+        "superseded_at",
     )
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[PlaceholderContact]:
@@ -392,3 +413,63 @@ class PlaceholderContactAdmin(ExportMixin, ReadOnlyAdmin):
         if not obj.rule_snapshot:
             return "-"
         return format_html("<pre>{}</pre>", redact(json.dumps(obj.rule_snapshot, indent=2, sort_keys=True)))
+
+    # --- the open-placeholder report: by age and calls, as a page and as CSV ---
+
+    REPORT_COLUMNS = (
+        "id",
+        "created_at",
+        "age_days",
+        "calls",
+        "last_call_at",
+        "platform",
+        "rc_account_id",
+        "phone_number",
+        "contact_id",
+        "contact_name",
+        "contact_type",
+    )
+
+    def get_urls(self) -> list[URLPattern]:
+        view = self.admin_site.admin_view(self.report_view)
+        return [path("open-report/", view, name="rules_placeholder_report"), *super().get_urls()]
+
+    def report_view(self, request: HttpRequest) -> HttpResponse:
+        """Open placeholders, oldest first, with the calls logged against each; `?format=csv`
+        downloads the same rows."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        rows = placeholders_open_report()
+        if request.GET.get("format") == "csv":
+            response = HttpResponse(content_type="text/csv; charset=utf-8")
+            response["Content-Disposition"] = 'attachment; filename="open-placeholders.csv"'
+            writer = csv.writer(response)
+            writer.writerow(self.REPORT_COLUMNS)
+            writer.writerows(self.report_line(row) for row in rows)
+            return response
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": "Open placeholder contacts",
+            "rows": rows,
+        }
+        return TemplateResponse(request, "admin/rules/placeholder_report.html", context)
+
+    @staticmethod
+    def report_line(row: OpenPlaceholderRow) -> list[Any]:
+        """A report row as CSV cells (free text made safe for spreadsheets)."""
+        placeholder, text = row.placeholder, _SafeTextWidget()
+        last = row.last_call_at.strftime(_ISO) if row.last_call_at else ""
+        return [
+            placeholder.pk,
+            placeholder.created_at.strftime(_ISO),
+            row.age_days,
+            row.calls,
+            last,
+            placeholder.platform,
+            placeholder.account.rc_account_id if placeholder.account else "",
+            placeholder.phone_number,
+            text.render(placeholder.contact_id),
+            text.render(placeholder.contact_name),
+            placeholder.contact_type,
+        ]

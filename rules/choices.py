@@ -30,6 +30,14 @@ class PlaceholderStatus(models.TextChoices):
     FAILED = "failed", "Creation failed"  # see last_error; the next call tries again
 
 
+class PlaceholderLife(models.TextChoices):
+    """What became of a placeholder contact after it was created (see `rules.services`)."""
+
+    OPEN = "open", "Open"  # still carries the name the rules gave it
+    NAMED = "named", "Named"  # a user named the caller, or the CRM shows another name
+    SUPERSEDED = "superseded", "Superseded"  # a real contact for the number took its place
+
+
 class PlaceholderRefusal(models.TextChoices):
     """The condition that kept a rule from creating a placeholder contact, as a decision
     records it (`placeholderRefused`). Checked in this order; the first that applies wins."""

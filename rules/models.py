@@ -7,7 +7,7 @@ from django.db.models import Q
 from simple_history.models import HistoricalRecords
 
 from connector.models import CrmUser
-from rules.choices import BlockedNumberKind, DecidedBy, PlaceholderStatus
+from rules.choices import BlockedNumberKind, DecidedBy, PlaceholderLife, PlaceholderStatus
 
 
 class Account(models.Model):
@@ -187,7 +187,8 @@ class PlaceholderContact(models.Model):
     Rule-created ones are unique per scope (RingCentral account, or the user when not
     linked to one), platform and number: the row is claimed before the CRM is asked, so
     simultaneous calls from one number create one contact, and it is reused while the
-    CRM's search has not caught up.
+    CRM's search has not caught up. Its `life` follows it afterwards: open, named, or
+    superseded by a real contact for the number.
     """
 
     scope_key = models.CharField(max_length=80, help_text="acct:<account key> or user:<user id>")
@@ -208,6 +209,19 @@ class PlaceholderContact(models.Model):
     )
     attempts = models.PositiveIntegerField(default=0)
     last_error = models.TextField(blank=True)
+    # Its life after creation: open, named (by a user or in the CRM), or superseded by a
+    # real contact, which new logs go to (superseded_by). Written by `rules.services`.
+    life = models.CharField(max_length=16, choices=PlaceholderLife.choices, default=PlaceholderLife.OPEN)
+    named_as = models.CharField(max_length=255, blank=True, help_text="The name a user or the CRM gave it.")
+    named_at = models.DateTimeField(null=True, blank=True)
+    superseded_by = models.CharField(
+        "superseded by CRM contact id",
+        max_length=255,
+        blank=True,
+        help_text="The real contact new logs go to.",
+    )
+    superseded_at = models.DateTimeField(null=True, blank=True)
+    life_reason = models.CharField(max_length=255, blank=True, help_text="Why its life last changed.")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -9,13 +9,17 @@ shared cache (`CACHE_URL`), at once.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from django.core.cache import cache
+from django.db.models import Count, IntegerField, Max, OuterRef, Subquery
+from django.db.models.functions import Coalesce
+from django.utils import timezone
 
 from connector.models import CrmUser
-from rules.models import Account, BlockedNumber, PlaceholderNameTemplate, RuleSetting
+from rules.choices import DecidedBy, PlaceholderLife, PlaceholderStatus
+from rules.models import Account, BlockedNumber, PlaceholderContact, PlaceholderNameTemplate, RuleSetting
 from rules.parameters import (
     BUILTIN_PLACEHOLDER_NAME,
     PARAMETERS,
@@ -327,3 +331,48 @@ def placeholder_name_preview(
     return template_render(
         template, phone_number=phone_number, caller_id=caller_id, direction=direction, day=day
     )
+
+
+# --- the open-placeholder report ---------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class OpenPlaceholderRow:
+    """One line of the open-placeholder report."""
+
+    placeholder: PlaceholderContact  # with its account
+    age_days: int
+    calls: int  # calls logged against it
+    last_call_at: datetime | None
+
+
+def placeholders_open_report(*, now: datetime | None = None) -> list[OpenPlaceholderRow]:
+    """Rule-made placeholder contacts still open (neither named nor superseded), oldest
+    first, each with its age in days and the calls logged against it. One statement."""
+    from logs.choices import LogStatus
+    from logs.models import CallLog
+
+    logged = CallLog.objects.filter(placeholder_id=OuterRef("pk"), status=LogStatus.LOGGED).order_by()
+    count = logged.values("placeholder_id").annotate(n=Count("id")).values("n")
+    last = logged.values("placeholder_id").annotate(at=Max("created_at")).values("at")
+    rows = (
+        PlaceholderContact.objects.filter(
+            decided_by=DecidedBy.RULE, status=PlaceholderStatus.READY, life=PlaceholderLife.OPEN
+        )
+        .select_related("account")
+        .annotate(
+            calls=Coalesce(Subquery(count, output_field=IntegerField()), 0),
+            last_call_at=Subquery(last),
+        )
+        .order_by("created_at", "id")
+    )
+    now = now or timezone.now()
+    return [
+        OpenPlaceholderRow(
+            placeholder=row,
+            age_days=(now - row.created_at).days,
+            calls=row.calls,
+            last_call_at=row.last_call_at,
+        )
+        for row in rows
+    ]

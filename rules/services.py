@@ -30,6 +30,7 @@ from rules.choices import (
     BlockedNumberKind,
     DecidedBy,
     DecisionOutcome,
+    PlaceholderLife,
     PlaceholderRefusal,
     PlaceholderStatus,
 )
@@ -208,6 +209,21 @@ WITHHELD_MARKERS = frozenset(
     {"anonymous", "restricted", "private", "unknown", "withheld", "blocked", "unavailable", "no caller id"}
 )
 MESSAGE_KINDS = {kind.casefold(): kind for kind in MessageKind.values} | {"text": MessageKind.SMS.value}
+
+
+# A number field with none of these is no number a caller could have: refused as input.
+_DIALABLE = re.compile(r"\+?[\d\s().*#-]{1,32}")
+
+
+def number_without_e164(raw: str) -> bool:
+    """Whether `raw`, which is no possible phone number, is still one real traffic carries:
+    a withheld caller's marker ("anonymous", "Restricted") or a short dialable string (a
+    short code, an emergency number, an extension). Such a call or message is accepted and
+    left to `placeholder_refusal`; anything else ("call me") is bad input."""
+    text = " ".join((raw or "").split())
+    if text.casefold() in WITHHELD_MARKERS:
+        return True
+    return bool(_DIALABLE.fullmatch(text)) and any(char.isdigit() for char in text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -471,7 +487,22 @@ def contact_decide(
         )
     matches = real_contacts(lookup.contacts)
     snapshot["matches"] = len(matches)
+    ours = _placeholders_of_number(user=user, phone_number=phone_number) if matches else {}
+    others = [m for m in matches if str(m.get("id")) not in ours]
+    if ours and not others:
+        return _placeholder_matched(
+            ours=ours,
+            matches=matches,
+            raw_number=raw_number,
+            snapshot=snapshot,
+            policy=rules.multiple_match_policy,
+        )
+    if ours:
+        # A real contact for the number: new logs go to it, never to our placeholder.
+        snapshot["placeholderMatches"] = len(matches) - len(others)
+        matches = others
     if len(matches) == 1:
+        _placeholders_supersede(ours=ours, by=matches[0], returned=lookup.contacts or [], snapshot=snapshot)
         return ContactDecision(
             outcome=DecisionOutcome.MATCHED,
             decided_by=DecidedBy.RULE,
@@ -482,6 +513,7 @@ def contact_decide(
         chosen, why = _policy_choose(matches, rules.multiple_match_policy)
         if chosen is not None:
             snapshot["policy"] = rules.multiple_match_policy
+            _placeholders_supersede(ours=ours, by=chosen, returned=lookup.contacts or [], snapshot=snapshot)
             return ContactDecision(
                 outcome=DecisionOutcome.MULTIPLE_RESOLVED,
                 decided_by=DecidedBy.RULE,
@@ -530,6 +562,121 @@ def contact_decide(
         caller_id_name=caller_id_name,
         snapshot=snapshot,
         traffic=traffic,
+    )
+
+
+# --- the placeholder's life ---------------------------------------------------------------------
+#
+# event                                              -> life        recorded
+# created by a rule                                  -> open
+# "Create new contact..." for its number (any user)  -> named       named_as, named_at
+# a lookup returns it under another name             -> named       named_as, named_at
+# a lookup finds another contact the rules choose    -> superseded  superseded_by, superseded_at
+#   (whether or not the placeholder is still returned: the CRM may have merged it away)
+# a lookup finds nothing                             -> unchanged   (the CRM's search may lag)
+# Logs already written stay on the placeholder: no connector can move activities today.
+
+
+def _placeholders_of_number(*, user: CrmUser, phone_number: str) -> dict[str, PlaceholderContact]:
+    """The rule-made placeholders of `phone_number` in the user's scope (account or user;
+    no account read: its key is the hash of its id), ready, by CRM contact id (superseded
+    ones too: the CRM still returns them, and they must not count as real contacts). One
+    statement, on the lookup's index."""
+    scopes = [f"user:{user.pk}"]
+    if user.rc_account_id:
+        scopes.append(f"acct:{hash_value(user.rc_account_id)}")
+    rows = (
+        PlaceholderContact.objects.filter(
+            scope_key__in=scopes,
+            platform=user.platform,
+            phone_number=phone_number,
+            decided_by=DecidedBy.RULE,
+            status=PlaceholderStatus.READY,
+        )
+        .order_by("id")
+        .only("id", "contact_id", "contact_name", "contact_type", "life", "named_as")
+    )
+    return {row.contact_id: row for row in rows}
+
+
+def _placeholder_matched(
+    *,
+    ours: dict[str, PlaceholderContact],
+    matches: list[JsonDict],
+    raw_number: str,
+    snapshot: dict[str, Any],
+    policy: str,
+) -> ContactDecision:
+    """The lookup found only our placeholder: log against it, and record a name the CRM
+    now shows for it (`named`)."""
+    match = matches[0]
+    if len(matches) > 1:  # our placeholders of two scopes: the policy's, else the oldest
+        match = _policy_choose(matches, policy)[0] or min(matches, key=lambda c: ours[str(c.get("id"))].pk)
+    row = ours[str(match.get("id"))]
+    shown = " ".join(str(match.get("name") or "").split())[:255]
+    live = row.life != PlaceholderLife.SUPERSEDED
+    if live and shown and shown != (row.named_as or row.contact_name):
+        now = timezone.now()
+        reason = f"the CRM shows it as '{shown}'"
+        PlaceholderContact.objects.filter(pk=row.pk).exclude(life=PlaceholderLife.SUPERSEDED).update(
+            life=PlaceholderLife.NAMED, named_as=shown, named_at=now, life_reason=reason
+        )
+        snapshot["placeholderNamed"] = shown
+    snapshot["placeholderId"] = row.pk
+    return ContactDecision(
+        outcome=DecisionOutcome.MATCHED,
+        decided_by=DecidedBy.RULE,
+        contact=_log_contact(match, raw_number),
+        is_placeholder=True,
+        placeholder=row,
+        snapshot=snapshot,
+    )
+
+
+def _placeholders_supersede(
+    *, ours: dict[str, PlaceholderContact], by: JsonDict, returned: list[JsonDict], snapshot: dict[str, Any]
+) -> None:
+    """Record that the real contact `by` took the place of our placeholders of the number
+    (`superseded`), and say so in the decision. Each row changes once, whoever gets there
+    first."""
+    rows = [row for row in ours.values() if row.life != PlaceholderLife.SUPERSEDED]
+    if not rows:
+        return
+    now = timezone.now()
+    contact_id = str(by.get("id"))[:255]
+    returned_ids = {str(c.get("id")) for c in returned}
+    for row in rows:
+        if row.contact_id in returned_ids:
+            reason = f"a real contact for the number was found: {contact_id}"
+        else:
+            reason = f"the CRM no longer returns it; contact {contact_id} has the number"
+        PlaceholderContact.objects.filter(pk=row.pk).exclude(life=PlaceholderLife.SUPERSEDED).update(
+            life=PlaceholderLife.SUPERSEDED,
+            superseded_by=contact_id,
+            superseded_at=now,
+            life_reason=reason[:255],
+        )
+    snapshot["placeholderSuperseded"] = {
+        "placeholderIds": [row.pk for row in rows],
+        "by": contact_id,
+    }
+
+
+def placeholder_named_by_user(*, row: PlaceholderContact, name: str) -> None:
+    """A user created a contact named `name` for the number of the registry row `row`
+    ("Create new contact..."): the rule's open placeholder of that number, if any, is
+    `named` (a later lookup that finds the user's contact supersedes it)."""
+    PlaceholderContact.objects.filter(
+        scope_key=row.scope_key,
+        platform=row.platform,
+        phone_number=row.phone_number,
+        decided_by=DecidedBy.RULE,
+        life=PlaceholderLife.OPEN,
+    ).update(
+        life=PlaceholderLife.NAMED,
+        named_as=name[:255],
+        named_at=timezone.now(),
+        life_reason=f"a user created the contact '{name}' for its number"[:255],
     )
 
 
@@ -880,6 +1027,9 @@ def _manual_claim(*, key: dict[str, Any], account: Account | None, since: dateti
             "created_by": key["created_by"].pk,
             "account": account.pk if account else None,
             "status": PlaceholderStatus.CREATING,
+            # a contact a user named is named from the start
+            "life": PlaceholderLife.NAMED,
+            "named_as": key["contact_name"],
         },
     )
     return insert_returning_pk(
@@ -913,6 +1063,8 @@ def _manual_create(
     # Hand-written for the same reason as `_manual_claim`.
     outcome["updated_at"] = timezone.now()
     update_where(PlaceholderContact, outcome, where={"id": row.pk}, increment="attempts")
+    if contact is not None:
+        placeholder_named_by_user(row=row, name=row.contact_name)
     return contact, result.return_message
 
 
@@ -935,6 +1087,7 @@ def _manual_found_in_crm(row: PlaceholderContact, *, user: CrmUser, client: CrmC
         last_error="",
         updated_at=timezone.now(),
     )
+    placeholder_named_by_user(row=row, name=row.contact_name)
     return {
         "id": str(contact["id"]),
         "name": row.contact_name,

@@ -22,6 +22,7 @@ from rest_framework.utils.serializer_helpers import BindingDict
 from connector.utils import InvalidPhoneNumber, phone_number_normalize
 from logs.composer import ISO_DATE_TIME
 from rules.parameters import PARAMETERS, PLACEHOLDER_NAME_MAX, Parameter, SettingKind
+from rules.services import number_without_e164
 
 # --- fields ------------------------------------------------------------------------------
 
@@ -301,6 +302,21 @@ class CallLogRecordSerializer(OpenObjectSerializer):
     voicemail = LinkSerializer(required=False, allow_null=True)
 
 
+def _e164_or_blank(raw: str) -> str:
+    """The other party's number in E.164; "" when there is none, or when it is one real
+    traffic carries without being a possible number (`number_without_e164`: a withheld
+    caller's marker, a short code, an emergency number). Raises `InvalidPhoneNumber`
+    for anything else."""
+    if not raw:
+        return ""
+    try:
+        return phone_number_normalize(raw)
+    except InvalidPhoneNumber:
+        if number_without_e164(raw):
+            return ""
+        raise
+
+
 def _no_contact_when_zero(serializer: serializers.Serializer, attrs: dict[str, Any]) -> None:
     # App Connect treats a numeric 0 contactId as no contact at all.
     raw = serializer.initial_data.get("contactId") if isinstance(serializer.initial_data, Mapping) else None
@@ -347,21 +363,19 @@ class CallLogCreateInputSerializer(CachedFieldsSerializer):
         _no_contact_when_zero(self, attrs)
         log_info = attrs["logInfo"]
         party_key = "from" if log_info.get("direction") == "Inbound" else "to"
-        party = log_info.get(party_key) or {}
+        party = log_info.get(party_key)
+        if party is None:
+            # A withheld caller is a party without a number ({"name": "Anonymous"}); no
+            # party at all is not a call record. Named as the number, as it always was.
+            message = "The other party is required (a withheld caller: without a phoneNumber)."
+            raise serializers.ValidationError({"logInfo": {party_key: {"phoneNumber": [message]}}})
+        # A withheld caller ({"name": "Anonymous"}, "anonymous"), a short code or an
+        # emergency number has no E.164 number: accepted, and left to the rules.
         raw = party.get("phoneNumber") or party.get("extensionNumber") or ""
-        if not raw:
-            raise serializers.ValidationError(
-                {"logInfo": {party_key: {"phoneNumber": ["The other party's phone number is required."]}}}
-            )
-        phone_number = ""
-        if party.get("phoneNumber"):
-            try:
-                phone_number = phone_number_normalize(party["phoneNumber"])
-            except InvalidPhoneNumber as exc:
-                raise serializers.ValidationError(
-                    {"logInfo": {party_key: {"phoneNumber": [str(exc)]}}}
-                ) from exc
-        attrs["phone_number"] = phone_number
+        try:
+            attrs["phone_number"] = _e164_or_blank(party.get("phoneNumber") or "")
+        except InvalidPhoneNumber as exc:
+            raise serializers.ValidationError({"logInfo": {party_key: {"phoneNumber": [str(exc)]}}}) from exc
         attrs["raw_number"] = str(raw)
         return attrs
 
@@ -459,8 +473,9 @@ class MessageLogCreateInputSerializer(CachedFieldsSerializer):
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         _no_contact_when_zero(self, attrs)
         first = attrs["logInfo"]["correspondents"][0]["phoneNumber"]
+        # An SMS short code, or a withheld sender, is left to the rules.
         try:
-            attrs["phone_number"] = phone_number_normalize(first)
+            attrs["phone_number"] = _e164_or_blank(first)
         except InvalidPhoneNumber as exc:
             raise serializers.ValidationError(
                 {"logInfo": {"correspondents": {"0": {"phoneNumber": [str(exc)]}}}}

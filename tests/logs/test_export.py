@@ -94,6 +94,10 @@ PLACEHOLDER_COLUMNS = [
     "contact_id",
     "contact_name",
     "contact_type",
+    "life",
+    "named_as",
+    "superseded_by",
+    "superseded_at",
 ]
 
 

@@ -282,11 +282,100 @@ def test_numbers_that_never_become_placeholders(
     refused(condition, value)
 
 
-def test_a_withheld_number_is_refused_by_the_api_before_anything_is_written(api: ApiClient) -> None:
-    body = call_body(session_id="s-1", phone="anonymous")
+@pytest.mark.parametrize(
+    ("party", "condition", "value", "stored"),
+    [
+        ({"name": "Anonymous"}, "withheld", "", ""),
+        ({"phoneNumber": "anonymous", "name": "Anonymous"}, "withheld", "anonymous", "anonymous"),
+        ({"phoneNumber": "Restricted"}, "withheld", "Restricted", "Restricted"),
+        ({"phoneNumber": None, "name": "Private"}, "withheld", "", ""),
+        ({"phoneNumber": "911"}, "emergency", "911", "911"),
+        ({"phoneNumber": "24273"}, "shortCode", "24273", "24273"),
+    ],
+    ids=["no-number", "anonymous", "restricted", "null", "emergency", "short-code"],
+)
+def test_a_call_without_an_e164_number_reaches_the_rules_and_is_skipped(
+    api: ApiClient, party: dict[str, Any], condition: str, value: str, stored: str
+) -> None:
+    body = call(api, party=party)
 
-    assert api.post("/callLog", body).status_code == 400
+    assert body["successful"] is False
+    refused(condition, value)
+    log = CallLog.objects.get()
+    assert (log.phone_number, log.decision["phoneNumber"]) == (stored, "")
+    assert log.payload["phoneNumber"] == ""
+
+
+def test_a_withheld_call_is_skipped_and_says_so_under_the_default_rule(api: ApiClient) -> None:
+    set_rules(unknownContactAction="prompt")
+
+    call(api, party={"name": "Anonymous"})
+
+    log = CallLog.objects.get()
+    assert (log.status, log.decision["reason"]) == (LogStatus.SKIPPED, "no phone number to look up")
+
+
+def test_a_withheld_call_with_a_contact_is_logged_against_it(api: ApiClient) -> None:
+    known = BuiltinContactFactory(name="Known", phone_numbers=[UNKNOWN])
+    body = call_body(session_id="s-1", contact_id=str(known.pk))
+    body["logInfo"]["from"] = {"name": "Anonymous"}
+
+    assert api.post("/callLog", body).json()["successful"] is True
+    log = CallLog.objects.get()
+    assert (log.status, log.contact_id, log.phone_number) == (LogStatus.LOGGED, str(known.pk), "")
+    # once per session and extension, numbered or not
+    assert api.post("/callLog", body).json()["successful"] is False
+    assert CallLog.objects.count() == 1
+
+
+@pytest.mark.parametrize(
+    ("party", "field"),
+    [
+        ({"phoneNumber": "call me"}, "logInfo.from.phoneNumber"),
+        ({"phoneNumber": "12 monkeys"}, "logInfo.from.phoneNumber"),
+        ({"phoneNumber": "1" * 65}, "logInfo.from.phoneNumber"),
+        ({"phoneNumber": "anonymous\u0000"}, "body"),  # refused by the parser
+        (None, "logInfo.from.phoneNumber"),
+    ],
+    ids=["words", "digits-and-words", "overlong", "nul", "no-party"],
+)
+def test_what_is_no_number_at_all_is_still_refused(api: ApiClient, party: Any, field: str) -> None:
+    body = call_body(session_id="s-1")
+    body["logInfo"]["from"] = party
+
+    response = api.post("/callLog", body)
+
+    assert response.status_code == 400
+    assert any(key.startswith(field) for key in response.json()["errors"]), response.json()
     assert CallLog.objects.count() == 0
+
+
+@pytest.mark.parametrize(
+    ("sender", "condition"),
+    [("24273", "shortCode"), ("anonymous", "withheld")],
+    ids=["short-code", "withheld"],
+)
+def test_a_message_from_a_short_code_reaches_the_rules(api: ApiClient, sender: str, condition: str) -> None:
+    body = api.post("/messageLog", message_body("SMS", phone=sender)).json()
+
+    assert body["successful"] is False
+    row = MessageLog.objects.get()
+    assert (row.status, row.phone_number) == (LogStatus.SKIPPED, sender)
+    assert (row.decision["placeholderRefused"], row.decision["placeholderRefusedValue"]) == (
+        condition,
+        sender,
+    )
+    assert PlaceholderContact.objects.count() == 0
+
+
+def test_a_message_from_a_short_code_with_a_contact_is_logged(api: ApiClient) -> None:
+    known = BuiltinContactFactory(name="Bank alerts", phone_numbers=[UNKNOWN])
+    body = message_body("SMS", phone="24273")
+    body["contactId"] = str(known.pk)
+
+    assert api.post("/messageLog", body).json()["successful"] is True
+    row = MessageLog.objects.get()
+    assert (row.status, row.contact_id, row.phone_number) == (LogStatus.LOGGED, str(known.pk), "24273")
 
 
 @pytest.mark.parametrize(
