@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import abc
 import functools
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -28,6 +29,10 @@ if TYPE_CHECKING:
     from connector.models import CrmUser
 
 JsonDict = dict[str, Any]
+
+# What a platform name configured as data may be: a proxy connector's `meta.name`. The
+# registry looks no other name up in the database.
+PLATFORM_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,63}")
 
 # The entry a connector appends to lookup results so the client offers "Create new
 # contact..." (appconnect-api.md §2.8); it is never a real contact.

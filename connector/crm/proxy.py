@@ -48,6 +48,7 @@ from connector.choices import AuthType
 from connector.crm.base import (
     EMBEDDABLE_REDIRECT_URI,
     NEW_CONTACT_OPTION,
+    PLATFORM_NAME,
     CallLogDetails,
     CallLogInput,
     CallLogUpdate,
@@ -328,7 +329,6 @@ MAX_TIMEOUT_SECONDS: Final = 300.0
 MAX_CONFIG_BYTES: Final = 256 * 1024
 MAX_CONFIG_DEPTH: Final = 32
 
-_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,63}")
 _FIELD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _HOSTNAME = re.compile(
@@ -540,7 +540,7 @@ def _check_meta(checker: _Checker, meta: Any) -> None:
     if meta is None:
         return
     name = meta.get("name")
-    if "name" in meta and (not isinstance(name, str) or not _NAME.fullmatch(name)):
+    if "name" in meta and (not isinstance(name, str) or not PLATFORM_NAME.fullmatch(name)):
         checker.add(
             "meta.name", "must start with a letter and hold only letters, digits, '_' and '-' (64 at most)"
         )

@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import re
 import threading
 
 from django.utils.module_loading import import_string
 
 from connector.conf import connector_settings
-from connector.crm.base import CrmClient
+from connector.crm.base import PLATFORM_NAME, CrmClient
 from connector.exceptions import ConnectorNotFound
-
-# What a proxy connector's platform name may be (its config's `meta.name`); no other name
-# is looked for in the database.
-PROXY_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,63}")
 
 
 class CrmRegistry:
@@ -51,7 +46,7 @@ class CrmRegistry:
         that name (a REST CRM described in JSON, `ProxyConnector`); raises
         `ConnectorNotFound` for an unknown name."""
         client = self._loaded().get(platform)
-        if client is None and PROXY_NAME.fullmatch(platform):
+        if client is None and PLATFORM_NAME.fullmatch(platform):
             from connector.selectors import proxy_client_get
 
             client = proxy_client_get(name=platform)
