@@ -229,6 +229,10 @@ CONNECTOR = {
     },
     "DEFAULT_PLATFORM": "builtin",
     "RINGCENTRAL_SERVER": env.str("RINGCENTRAL_SERVER", default="https://platform.ringcentral.com"),
+    # The server's own RingCentral app (JWT auth flow): what connected accounts' JWTs are
+    # exchanged with (README, "Connecting a RingCentral account").
+    "RINGCENTRAL_CLIENT_ID": env.str("RINGCENTRAL_CLIENT_ID", default=""),
+    "RINGCENTRAL_CLIENT_SECRET": env.str("RINGCENTRAL_CLIENT_SECRET", default=""),
     "DEFAULT_PHONE_REGION": env.str("DEFAULT_PHONE_REGION", default="US"),
     "OUTBOUND_TIMEOUT_SECONDS": _OUTBOUND_TIMEOUT,
     # Connections per host in each outbound HTTP session's pool: as many as the threads of
