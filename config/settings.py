@@ -52,6 +52,7 @@ INSTALLED_APPS = [
     "connector",
     "rules",
     "logs",
+    "sscl",
 ]
 
 MIDDLEWARE = [
@@ -313,4 +314,17 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_BEAT_SCHEDULE = {
     # pending logs whose request died, failed ones the CRM may hold (logs.services.logs_recover)
     "recover-abandoned-logs": {"task": "logs.recover", "schedule": 60.0},
+    # server-side logging: work whose task was lost or is due again; subscriptions' upkeep
+    "sscl-sweep": {"task": "sscl.sweep", "schedule": 15.0},
+    "sscl-maintain-subscriptions": {"task": "sscl.maintain_subscriptions", "schedule": 3600.0},
 }
+# Redis redelivers a task not acknowledged within this time; every countdown stays well under.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+
+# Server-side call logging (sscl). PUBLIC_BASE_URL: the https address RingCentral delivers
+# webhooks to (e.g. https://connector.example.com); SSCL_DISPATCH: "celery" with a broker,
+# "thread" without (the embedded default), "inline" (tests).
+PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="")
+SSCL_DISPATCH = env.str("SSCL_DISPATCH", default="")
+SSCL_FIRST_FETCH_DELAY_SECONDS = env.float("SSCL_FIRST_FETCH_DELAY_SECONDS", default=5.0)
+SSCL_MAX_ATTEMPTS = env.int("SSCL_MAX_ATTEMPTS", default=8)
