@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.db.models import Count, QuerySet
 
 from connector.models import CrmUser, RingCentralConnection
@@ -72,3 +74,39 @@ def call_state_counts(*, account: Account | None = None) -> dict[str, int]:
     if account is not None:
         queryset = queryset.filter(account=account)
     return dict(queryset.values_list("state").annotate(n=Count("id")).values_list("state", "n"))
+
+
+def server_logging_state(*, rc_account_id: str) -> dict[str, Any]:
+    """What `GET /admin/serverLoggingSettings` answers for an account: App Connect's
+    `additionalFields` and values (none here), and our server-side logging's settings and
+    subscription health. No secret."""
+    state: dict[str, Any] = {"additionalFields": [], "additionalFieldValues": {}}
+    setting = (
+        ServerLogging.objects.select_related("account").filter(account__rc_account_id=rc_account_id).first()
+        if rc_account_id
+        else None
+    )
+    if setting is None:
+        state["serverSideLogging"] = {"enabled": False}
+        return state
+    subscription = WebhookSubscription.objects.filter(account=setting.account).first()
+    state["serverSideLogging"] = {
+        "enabled": setting.enabled,
+        "ownerMode": setting.owner_mode,
+        "blockedNumbers": list(setting.blocked_numbers or []),
+        "crmUserId": setting.crm_user_id,
+        "subscription": {
+            "status": subscription.status if subscription else "",
+            "expiresAt": subscription.expires_at.isoformat()
+            if subscription and subscription.expires_at
+            else None,
+            "lastDeliveryAt": (
+                subscription.last_delivery_at.isoformat()
+                if subscription and subscription.last_delivery_at
+                else None
+            ),
+            "lastError": subscription.last_error if subscription else "",
+        },
+        "calls": call_state_counts(account=setting.account),
+    }
+    return state

@@ -41,7 +41,7 @@ from logs.selectors import call_log_last_failure
 from logs.services import CallLogRequest, call_log_create, caller_id_name_of
 from rules.choices import DecisionOutcome
 from rules.models import Account
-from rules.services import placeholder_contact_create_manual, placeholder_name_for
+from rules.services import account_ensure, placeholder_contact_create_manual, placeholder_name_for
 from sscl import selectors
 from sscl.choices import MappingSource, OwnerMode, SessionState, SubscriptionStatus
 from sscl.conf import TELEPHONY_EVENT_FILTER, WEBHOOK_PATH, conf
@@ -776,6 +776,32 @@ def server_logging_enable(
         error = str(exc)
     return EnableResult(
         setting=setting, subscription_error=error, mapped=user_mapping_refresh(setting=setting)
+    )
+
+
+def server_logging_apply(
+    *, rc_account_id: str, crm_user_id: str, enabled: bool, owner_mode: str, blocked_numbers: Any
+) -> EnableResult:
+    """`POST /admin/serverLoggingSettings` from an account admin: `server_logging_enable`
+    with the calling user's CRM credentials writing the logs."""
+    user = CrmUser.objects.filter(pk=crm_user_id).first()
+    if user is None:
+        raise ServerLoggingError(f"No CRM user {crm_user_id}.")
+    account = Account.objects.filter(rc_account_id=rc_account_id).first()
+    if account is None and RingCentralConnection.objects.filter(rc_account_id=rc_account_id).exists():
+        account = account_ensure(rc_account_id=rc_account_id)
+    if account is None:
+        if enabled:
+            raise ServerLoggingError(
+                f"Account {rc_account_id} is not connected to RingCentral: run ringcentral_connect first."
+            )
+        return EnableResult(setting=ServerLogging(enabled=False), subscription_error="", mapped=0)
+    return server_logging_enable(
+        account=account,
+        crm_user=user,
+        owner_mode=owner_mode,
+        blocked_numbers=blocked_numbers,
+        enabled=enabled,
     )
 
 
