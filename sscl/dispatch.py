@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -26,6 +25,7 @@ SWEEP_EVERY_SECONDS = 2.0
 
 _lock = threading.Lock()
 _pool: ThreadPoolExecutor | None = None
+_stop = threading.Event()
 
 
 def dispatch(task_name: str, *args: Any, countdown: float = 0.0) -> None:
@@ -74,15 +74,26 @@ def _embedded_pool() -> ThreadPoolExecutor:
     global _pool
     with _lock:
         if _pool is None:
+            _stop.clear()
             _pool = ThreadPoolExecutor(max_workers=EMBEDDED_THREADS, thread_name_prefix="sscl")
             threading.Thread(target=_sweeper, name="sscl-sweeper", daemon=True).start()
         return _pool
 
 
+def embedded_stop() -> None:
+    """Stop the embedded pool and its sweeper once their current work is done (tests; a
+    serving process just exits)."""
+    global _pool
+    with _lock:
+        pool, _pool = _pool, None
+        _stop.set()
+    if pool is not None:
+        pool.shutdown(wait=True)
+
+
 def _sweeper() -> None:
     """The embedded default's beat: send due work again every few seconds."""
-    while True:
-        time.sleep(SWEEP_EVERY_SECONDS)
+    while not _stop.wait(SWEEP_EVERY_SECONDS):
         close_old_connections()
         try:
             run("sscl.sweep")
