@@ -198,6 +198,29 @@ def test_a_call_left_to_a_person_can_get_its_placeholder_from_the_admin(pbx: Pbx
     assert len(activities()) == 1
 
 
+def test_several_matches_follow_the_multiple_match_policy(pbx: Pbx) -> None:
+    BuiltinContactFactory(name="Zed Zulu", phone_numbers=[CALLER])
+    first = BuiltinContactFactory(name="Amy Alpha", phone_numbers=[CALLER])
+    set_rules(multipleMatchPolicy="alphabetical")
+
+    pbx.call()
+
+    assert CallLog.objects.get().contact_id == str(first.pk)
+    assert CallSession.objects.get().state == SessionState.LOGGED
+
+
+def test_several_matches_with_the_prompt_policy_are_left_to_a_person(pbx: Pbx) -> None:
+    BuiltinContactFactory(phone_numbers=[CALLER])
+    chosen = BuiltinContactFactory(phone_numbers=[CALLER])
+
+    pbx.call()
+
+    session = CallSession.objects.get()
+    assert session.state == SessionState.LEFT_TO_USER
+    assert call_session_resolve(row=session, contact_id=str(chosen.pk)) == SessionState.LOGGED
+    assert CallLog.objects.get().contact_id == str(chosen.pk)
+
+
 def test_blocked_numbers_are_never_logged(pbx: Pbx, logging_user: CrmUser) -> None:
     BuiltinContactFactory(phone_numbers=[CALLER])
     server_logging_enable(
