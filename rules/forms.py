@@ -99,9 +99,17 @@ class RulesPageForm(forms.Form):
         self.contact_types = contact_types
         for parameter in RULE_PARAMETERS:
             key = parameter.key
-            self.fields[f"set_{key}"] = forms.BooleanField(required=False, label="Set here")
+            self.fields[f"set_{key}"] = forms.BooleanField(
+                required=False,
+                label="Set here",
+                widget=forms.CheckboxInput(attrs={"aria-label": f"Set here: {parameter.label}"}),
+            )
             self.fields[key] = _value_field(parameter, contact_types)
-            self.fields[f"custom_{key}"] = forms.BooleanField(required=False, label="Users may change it")
+            self.fields[f"custom_{key}"] = forms.BooleanField(
+                required=False,
+                label="Users may change it",
+                widget=forms.CheckboxInput(attrs={"aria-label": f"Users may change it: {parameter.label}"}),
+            )
         for index, (value, label) in enumerate(contact_types):
             self.fields[name_field_name(index)] = forms.CharField(
                 label=label,
@@ -111,7 +119,7 @@ class RulesPageForm(forms.Form):
             )
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        data = super().clean() or {}
         for parameter in RULE_PARAMETERS:
             key = parameter.key
             if not data.get(f"set_{key}") or key in self.errors:

@@ -540,8 +540,9 @@ def recorded_calls_get(*, account: Account | None, limit: int) -> list[RecordedC
 def _recorded_call(row: Any, account: Account | None) -> RecordedCall:
     # The other party and the agent's side, read from the stored request as
     # logs.services reads them for the live decision.
-    payload = row.payload if isinstance(row.payload, dict) else {}
-    log_info = payload.get("logInfo") if isinstance(payload.get("logInfo"), dict) else {}
+    payload: dict[str, Any] = row.payload if isinstance(row.payload, dict) else {}
+    raw_info = payload.get("logInfo")
+    log_info: dict[str, Any] = raw_info if isinstance(raw_info, dict) else {}
     inbound = (log_info.get("direction") or row.direction) == "Inbound"
     party = (log_info.get("from") if inbound else log_info.get("to")) or {}
     agent = (log_info.get("to") if inbound else log_info.get("from")) or {}

@@ -1390,6 +1390,15 @@ def _real_matches(decision: JsonDict) -> int:
     return matches
 
 
+# How many contacts the lookup found, as an outcome implies it (for rows without "matches").
+_MATCHES_OF_OUTCOME = {
+    DecisionOutcome.PLACEHOLDER_CREATED.value: 0,
+    DecisionOutcome.PLACEHOLDER_REUSED.value: 0,
+    DecisionOutcome.MATCHED.value: 1,
+    DecisionOutcome.MULTIPLE_RESOLVED.value: 2,
+}
+
+
 def call_replay(*, rules: RuleValues, call: RecordedCall) -> PreviewLine:
     """What `contact_decide` would have done with a recorded call under `rules`, from the
     decision it recorded (how many contacts matched), never asking the CRM. The pure
@@ -1413,9 +1422,18 @@ def call_replay(*, rules: RuleValues, call: RecordedCall) -> PreviewLine:
         party=call.party,
         own_numbers=(call.own_number,),
     )
+    if call.phone_number and "matches" not in decision:
+        # Rows recorded before the lookup count was: read it from the outcome.
+        implied = _MATCHES_OF_OUTCOME.get(recorded)
+        if implied is not None:
+            decision = {**decision, "matches": implied}
     if not call.phone_number or "matches" not in decision:
         if call.phone_number:
-            return line(PreviewOutcome.UNKNOWN, "lookupFailed", "the CRM lookup failed; nothing to replay")
+            return line(
+                PreviewOutcome.UNKNOWN,
+                "lookupFailed",
+                "no lookup was recorded (the CRM failed, or the log is pending)",
+            )
         refusal = (
             _number_refusal(
                 phone_number="",

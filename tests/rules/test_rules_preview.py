@@ -7,13 +7,14 @@ from typing import Any
 
 import pytest
 from django.test import Client
+from django.utils import timezone
 
 from connector.crm.builtin import BuiltinCrmClient
 from connector.models import BuiltinContact, CrmUser
 from logs.models import CallLog
 from rules.models import Account, BlockedNumber, PlaceholderContact, RuleSetting
-from rules.selectors import recorded_calls_get
-from rules.services import RulesPreview, account_ensure, blocked_number_save, rules_preview
+from rules.selectors import RecordedCall, RuleValues, recorded_calls_get, rule_values_candidate
+from rules.services import RulesPreview, account_ensure, blocked_number_save, call_replay, rules_preview
 from tests.conftest import ApiClient, call_body
 from tests.factories import BuiltinContactFactory
 from tests.rules.conftest import ACCOUNT_ID
@@ -224,3 +225,113 @@ def test_an_accounts_page_previews_only_its_calls(admin_client: Client, history:
 
     assert response.context["preview"].lines == []
     assert "No call recorded yet." in response.content.decode()
+
+
+# --- the replay of one recorded decision ----------------------------------------------------
+
+
+def recorded(
+    decision: dict[str, Any], *, decided_by: str = "rule", phone: str = "+14155550199"
+) -> RecordedCall:
+    return RecordedCall(
+        log_id=1,
+        created_at=timezone.now(),
+        phone_number=phone,
+        raw_number=phone,
+        caller_id_name="",
+        direction="Inbound",
+        result="Call connected",
+        duration_seconds=65,
+        party={"phoneNumber": phone},
+        own_number="+16505550100",
+        decided_by=decided_by,
+        decision=decision,
+        user_settings={},
+        account=None,
+    )
+
+
+def rules_with(**values: Any) -> RuleValues:
+    return rule_values_candidate(
+        user_settings={},
+        call_account=None,
+        page_account=None,
+        entries={key: {"value": value, "customizable": False} for key, value in values.items()},
+    )
+
+
+@pytest.mark.parametrize(
+    ("decision", "values", "expected"),
+    [
+        ({"outcome": "failed", "error": "CRM down"}, {}, ("unknown", "lookupFailed")),
+        ({}, {}, ("unknown", "lookupFailed")),
+        ({"outcome": "placeholder_created"}, {}, ("prompt", "unknownContactAction")),
+        (
+            {"outcome": "placeholder_created"},
+            {"unknownContactAction": "createPlaceholder"},
+            ("placeholder", "unknownContactAction"),
+        ),
+        ({"outcome": "matched"}, {}, ("match", "oneMatch")),
+        (
+            {"outcome": "multiple_resolved", "matches": 2, "policy": "alphabetical"},
+            {"multipleMatchPolicy": "alphabetical"},
+            ("match", "multipleMatchPolicy"),
+        ),
+        (
+            {"outcome": "multiple_resolved", "matches": 2, "policy": "alphabetical"},
+            {},
+            ("prompt", "multipleMatchPolicy"),
+        ),
+        (
+            {
+                "outcome": "prompted",
+                "matches": 3,
+                "rules": {"multipleMatchPolicy": "lastUpdated"},
+                "reason": "two contacts share the same mostRecentActivityDate",
+            },
+            {"multipleMatchPolicy": "lastUpdated"},
+            ("prompt", "multipleMatchPolicy"),
+        ),
+        (
+            {"outcome": "prompted", "matches": 3, "rules": {"multipleMatchPolicy": "prompt"}},
+            {"multipleMatchPolicy": "earliestCreated"},
+            ("match", "multipleMatchPolicy"),
+        ),
+        (
+            {"outcome": "matched", "matches": 2, "placeholderMatches": 1, "placeholderId": 4},
+            {},
+            ("match", "oneMatch"),
+        ),
+    ],
+)
+@pytest.mark.django_db
+def test_a_recorded_decision_replays(
+    decision: dict[str, Any], values: dict[str, Any], expected: tuple[str, str]
+) -> None:
+    line = call_replay(rules=rules_with(**values), call=recorded(decision))
+
+    assert (line.outcome.value, line.condition) == expected
+
+
+@pytest.mark.django_db
+def test_a_policy_that_could_not_decide_says_why_again() -> None:
+    decision = {
+        "outcome": "prompted",
+        "matches": 2,
+        "rules": {"multipleMatchPolicy": "lastUpdated"},
+        "reason": "two contacts share the same mostRecentActivityDate",
+    }
+
+    line = call_replay(rules=rules_with(multipleMatchPolicy="lastUpdated"), call=recorded(decision))
+
+    assert line.reason == "2 contacts match; two contacts share the same mostRecentActivityDate"
+
+
+@pytest.mark.django_db
+def test_a_contact_the_user_gave_is_never_replayed() -> None:
+    line = call_replay(
+        rules=rules_with(unknownContactAction="createPlaceholder"),
+        call=recorded({"outcome": "given"}, decided_by="user"),
+    )
+
+    assert (line.outcome.value, line.condition) == ("given", "contactGiven")
