@@ -507,7 +507,8 @@ class RecordedCall:
 
 def recorded_calls_get(*, account: Account | None, limit: int) -> list[RecordedCall]:
     """The `limit` latest call logs, newest first: every user's for the site-wide scope,
-    else those of the account's users. Two statements (calls with their users, accounts);
+    else those of the account's users. At most two statements (calls with their users,
+    their accounts);
     users' credentials are never loaded."""
     from logs.models import CallLog
 

@@ -335,3 +335,18 @@ def test_a_contact_the_user_gave_is_never_replayed() -> None:
     )
 
     assert (line.outcome.value, line.condition) == ("given", "contactGiven")
+
+
+def test_the_recorded_calls_are_read_in_two_statements(
+    history: dict[str, int], crm_user: CrmUser, django_assert_num_queries: Any
+) -> None:
+    account = account_ensure(rc_account_id=ACCOUNT_ID)
+    crm_user.rc_account_id = ACCOUNT_ID
+    crm_user.save()
+
+    with django_assert_num_queries(2):
+        calls = recorded_calls_get(account=None, limit=100)
+
+    assert len(calls) == len(history)
+    assert {call.account for call in calls} == {account}
+    assert {call.phone_number for call in calls} >= {KNOWN, SHARED, ""}  # "" for the withheld caller
