@@ -12,12 +12,15 @@ import json
 from typing import Any
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
+from django.db import transaction
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, redirect
+from django.template.defaultfilters import pluralize
 from django.template.response import TemplateResponse
-from django.urls import URLPattern, path
+from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 from import_export import fields as export_fields
@@ -31,24 +34,32 @@ from config.logging import redact
 from connector.admin import PlatformListFilter, ReadOnlyAdmin
 from connector.models import CrmUser
 from connector.utils import InvalidPhoneNumber, phone_number_normalize
+from rules.choices import PreviewOutcome
+from rules.forms import PREVIEW_CALLS_DEFAULT, RulesPageForm, name_field_name, value_display
 from rules.models import Account, BlockedNumber, PlaceholderContact, PlaceholderNameTemplate, RuleSetting
-from rules.parameters import PARAMETERS, PLACEHOLDER_NAME_FIELDS, RULE_KEYS
+from rules.parameters import PARAMETERS, RULE_KEYS, RULE_PARAMETERS, SettingKind
 from rules.selectors import (
-    PREVIEW_CALLER_ID,
     PREVIEW_NUMBER,
     OpenPlaceholderRow,
+    admin_settings_map,
     placeholder_name_preview,
+    placeholder_template_for,
     placeholders_open_report,
+    recorded_calls_get,
+    rule_values_for_scope,
 )
 from rules.services import (
+    RulesPreview,
     account_save,
     blocked_number_clean,
     blocked_number_save,
-    placeholder_name_errors,
-    placeholder_name_save,
+    contact_type_choices,
+    placeholder_names_scope_save,
     rule_row_delete,
     rule_setting_clean,
     rule_setting_save,
+    rule_settings_scope_save,
+    rules_preview,
 )
 
 
@@ -67,26 +78,11 @@ class GuardedHistoryAdmin(SimpleHistoryAdmin):
         return super().history_form_view(request, object_id, version_id, extra_context)
 
 
-def _template_help(template: Any) -> SafeString:
-    """A template field's help: its fields, and the name `template` gives a sample call."""
-    fields = ", ".join(f"{{{name}}}" for name in PLACEHOLDER_NAME_FIELDS)
-    help_text = format_html("May use {}.", fields)
-    if isinstance(template, str) and template:
-        try:
-            preview = placeholder_name_preview(template=template)
-        except ValueError:
-            return help_text
-        sample = f"an inbound call from {PREVIEW_NUMBER} ({PREVIEW_CALLER_ID})"
-        return format_html("{} Preview for {}: <strong>{}</strong>", help_text, sample, preview)
-    return help_text
-
-
 def _setting_choices() -> list[tuple[str, Any]]:
-    rules = [(key, f"{PARAMETERS[key].label} ({key})") for key in RULE_KEYS]
-    others = sorted(
+    # The auto-logging rules are set on the rules page; this form keeps App Connect's own.
+    return sorted(
         ((key, f"{p.label} ({key})") for key, p in PARAMETERS.items() if not p.is_rule), key=lambda c: c[1]
     )
-    return [("Auto-logging rules", rules), ("App Connect settings", others)]
 
 
 class RuleSettingForm(forms.ModelForm):
@@ -96,14 +92,8 @@ class RuleSettingForm(forms.ModelForm):
         model = RuleSetting
         fields = ("account", "key", "value", "customizable", "is_removed")
         help_texts = {
-            "value": 'JSON: a rule\'s value in quotes, e.g. "createPlaceholder" or "Unknown caller {last4}"; '
-            "true/false for switches.",
+            "value": 'JSON: a value in quotes, e.g. "national"; true/false for switches.',
         }
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        if "value" in self.fields and self.initial.get("key") == "defaultPlaceholderName":
-            self.fields["value"].help_text = _template_help(self.initial.get("value"))
 
     def clean(self) -> dict[str, Any]:
         super().clean()
@@ -119,7 +109,12 @@ class RuleSettingForm(forms.ModelForm):
 
 @admin.register(RuleSetting)
 class RuleSettingAdmin(GuardedHistoryAdmin):
+    """Every admin-set setting row, with its history, for auditors. The auto-logging rules
+    are read-only here: admins set them on the rules page (`rules_page_view`), one page per
+    scope; App Connect's own settings can still be added and changed here."""
+
     form = RuleSettingForm
+    change_list_template = "admin/rules/rulesetting/change_list.html"  # links the rules pages
     list_display = ("key", "scope", "value_display", "customizable", "is_removed", "updated_at")
     list_filter = ("customizable", "is_removed", ("account", admin.EmptyFieldListFilter))
     list_select_related = ("account",)
@@ -134,6 +129,28 @@ class RuleSettingAdmin(GuardedHistoryAdmin):
     def value_display(self, obj: RuleSetting) -> str:
         return json.dumps(obj.value)
 
+    def has_change_permission(self, request: HttpRequest, obj: RuleSetting | None = None) -> bool:
+        if obj is not None and obj.key in RULE_KEYS:
+            return False
+        return super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: RuleSetting | None = None) -> bool:
+        if obj is not None and obj.key in RULE_KEYS:
+            return False
+        return super().has_delete_permission(request, obj)
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: Any = None
+    ) -> HttpResponse:
+        row = self.get_object(request, object_id)
+        if row is not None and row.key in RULE_KEYS:
+            url = rules_page_url(row.account_id)
+            extra_context = {**(extra_context or {}), "rules_page_url": url}
+            messages.info(
+                request, format_html('Auto-logging rules are set on <a href="{}">the rules page</a>.', url)
+            )
+        return super().change_view(request, object_id, form_url, extra_context)
+
     def save_model(self, request: HttpRequest, obj: RuleSetting, form: Any, change: bool) -> None:
         rule_setting_save(setting=obj)
 
@@ -142,47 +159,225 @@ class RuleSettingAdmin(GuardedHistoryAdmin):
 
     def delete_queryset(self, request: HttpRequest, queryset: Any) -> None:
         for row in queryset:
+            if row.key in RULE_KEYS:
+                raise PermissionDenied
+        for row in queryset:
             rule_row_delete(row=row)
 
+    # --- the rules page: one per scope -------------------------------------------------
 
-class PlaceholderNameForm(forms.ModelForm):
-    class Meta:
-        model = PlaceholderNameTemplate
-        fields = ("account", "contact_type", "template")
+    def get_urls(self) -> list[URLPattern]:
+        wrap = self.admin_site.admin_view
+        return [
+            path("page/", wrap(self.rules_page_view), name="rules_page"),
+            path("page/<int:account_id>/", wrap(self.rules_page_view), name="rules_page_account"),
+            path("page/name-preview/", wrap(self.name_preview_view), name="rules_name_preview"),
+            *super().get_urls(),
+        ]
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        if "template" in self.fields:  # absent from a view-only form
-            self.fields["template"].help_text = _template_help(self.initial.get("template"))
+    def rules_page_view(self, request: HttpRequest, account_id: int | None = None) -> HttpResponse:
+        """A scope's rules as a form: each rule's value in force and where it comes from,
+        the default placeholder names per contact type with their preview, and on
+        "Preview" what the unsaved rules would have done with the latest recorded calls.
+        Saving needs the right to change rule settings and placeholder names."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        account = get_object_or_404(Account, pk=account_id) if account_id is not None else None
+        may_save = request.user.has_perms(RULES_PAGE_PERMISSIONS)
+        contact_types = contact_type_choices()
+        page = RulesPage(account=account, contact_types=contact_types)
+        preview: RulesPreview | None = None
+        if request.method == "POST":
+            form = RulesPageForm(request.POST, contact_types=contact_types)
+            if "_save" in request.POST and not may_save:
+                raise PermissionDenied
+            if form.is_valid() and "_save" in request.POST:
+                try:
+                    with transaction.atomic():
+                        changed = rule_settings_scope_save(account=account, entries=form.entries())
+                        changed += placeholder_names_scope_save(account=account, names=form.names())
+                except ValueError as exc:
+                    form.add_error(None, str(exc))
+                else:
+                    done = f"Saved {len(changed)} change{pluralize(len(changed))}" if changed else "No change"
+                    messages.success(request, f"{done} to the rules of {page.scope_label}.")
+                    return redirect(request.path)
+            elif form.is_valid():
+                calls = recorded_calls_get(
+                    account=account, limit=form.cleaned_data.get("preview_calls") or PREVIEW_CALLS_DEFAULT
+                )
+                preview = rules_preview(page_account=account, entries=form.entries(), calls=calls)
+        else:
+            form = RulesPageForm(initial=page.initial(), contact_types=contact_types)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": f"Auto-logging rules: {page.scope_label}",
+            "page": page,
+            "form": form,
+            "rule_rows": page.rule_rows(form),
+            "name_rows": page.name_rows(form),
+            "preview": preview,
+            "preview_counts": [(label, preview.counts[value]) for value, label in PreviewOutcome.choices]
+            if preview
+            else [],
+            "may_save": may_save,
+            "accounts": Account.objects.order_by("rc_account_id"),
+            "account": account,
+            "name_preview_url": reverse("admin:rules_name_preview"),
+        }
+        return TemplateResponse(request, "admin/rules/rules_page.html", context)
 
-    def clean(self) -> dict[str, Any]:
-        super().clean()
-        data = self.cleaned_data
-        errors = placeholder_name_errors(
-            contact_type=data.get("contact_type") or "", template=data.get("template") or ""
-        )
-        for field_name, message in errors.items():
-            self.add_error(field_name, message)
-        return data
+    def name_preview_view(self, request: HttpRequest) -> JsonResponse:
+        """`?template=...&number=...`: the name the template gives a call from the number
+        (JSON `{"name"}`), or why not (`{"error"}`, status 400). Writes nothing."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        try:
+            name = name_preview(
+                template=request.GET.get("template", ""), number=request.GET.get("number") or PREVIEW_NUMBER
+            )
+        except ValueError as exc:
+            return JsonResponse({"error": str(exc)}, status=400)
+        return JsonResponse({"name": name})
+
+
+# Who may save a rules page: every write it makes.
+RULES_PAGE_PERMISSIONS = tuple(
+    f"rules.{action}_{model}"
+    for model in ("rulesetting", "placeholdernametemplate")
+    for action in ("add", "change", "delete")
+)
+
+
+def rules_page_url(account_id: int | None) -> str:
+    if account_id is None:
+        return reverse("admin:rules_page")
+    return reverse("admin:rules_page_account", args=[account_id])
+
+
+def name_preview(*, template: str, number: str) -> str:
+    """The placeholder name `template` gives a sample call from `number` (any format);
+    raises `ValueError` saying what is wrong with either."""
+    try:
+        phone_number = phone_number_normalize(number)
+    except InvalidPhoneNumber as exc:
+        raise ValueError(f"sample number: {exc}") from exc
+    return placeholder_name_preview(template=template, phone_number=phone_number)
+
+
+class RulesPage:
+    """What the rules page of one scope shows besides the form: the values in force,
+    where each comes from, and the placeholder names in force per contact type."""
+
+    def __init__(self, *, account: Account | None, contact_types: list[tuple[str, str]]) -> None:
+        self.account = account
+        self.contact_types = contact_types
+        self.scope_label = str(account) if account is not None else "site-wide"
+        self.in_force = rule_values_for_scope(account=account)
+        self.admin_map = admin_settings_map(account=account)
+        rows = RuleSetting.objects.filter(key__in=RULE_KEYS)
+        names = PlaceholderNameTemplate.objects.all()
+        if account is not None:
+            rows, names = rows.filter(account=account), names.filter(account=account)
+        else:
+            rows, names = rows.filter(account__isnull=True), names.filter(account__isnull=True)
+        self.rows = {row.key: row for row in rows}
+        self.names = {row.contact_type: row.template for row in names}
+
+    def initial(self) -> dict[str, Any]:
+        """The form as stored: rules set here, others showing the value they inherit."""
+        snapshot = self.in_force.snapshot()
+        initial: dict[str, Any] = {"sample_number": PREVIEW_NUMBER, "preview_calls": PREVIEW_CALLS_DEFAULT}
+        for parameter in RULE_PARAMETERS:
+            key, row = parameter.key, self.rows.get(parameter.key)
+            initial[f"set_{key}"] = row is not None
+            initial[key] = row.value if row is not None else snapshot[key]
+            initial[f"custom_{key}"] = (
+                row.customizable if row is not None else bool(self.admin_map[key].get("customizable"))
+            )
+        for index, (contact_type, _) in enumerate(self.contact_types):
+            initial[name_field_name(index)] = self.names.get(contact_type, "")
+        return initial
+
+    def _sample(self, form: RulesPageForm) -> str:
+        number = form.data.get("sample_number") if form.is_bound else None
+        return str(number or PREVIEW_NUMBER)
+
+    def rule_rows(self, form: RulesPageForm) -> list[dict[str, Any]]:
+        snapshot = self.in_force.snapshot()
+        rows = []
+        for parameter in RULE_PARAMETERS:
+            key = parameter.key
+            source = self.in_force.sources[key]
+            rows.append(
+                {
+                    "parameter": parameter,
+                    "set": form[f"set_{key}"],
+                    "value": form[key],
+                    "custom": form[f"custom_{key}"],
+                    "in_force": value_display(parameter, snapshot[key]),
+                    "source": SOURCE_LABELS.get(source, source),
+                    "users_may_change": bool(self.admin_map[key].get("customizable")),
+                    "preview": self._name_preview(form, key, snapshot[key])
+                    if parameter.kind == SettingKind.TEMPLATE
+                    else None,
+                }
+            )
+        return rows
+
+    def _name_preview(self, form: RulesPageForm, field_name: str, in_force: str) -> dict[str, str]:
+        typed = str(form.data.get(field_name) or "").strip() if form.is_bound else ""
+        if form.is_bound and field_name in RULE_KEYS and not form.data.get(f"set_{field_name}"):
+            typed = ""
+        try:
+            return {"name": name_preview(template=typed or in_force, number=self._sample(form))}
+        except ValueError as exc:
+            return {"error": str(exc)}
+
+    def name_rows(self, form: RulesPageForm) -> list[dict[str, Any]]:
+        rows = []
+        for index, (contact_type, label) in enumerate(self.contact_types):
+            template, source = placeholder_template_for(rules=self.in_force, contact_type=contact_type)
+            field_name = name_field_name(index)
+            rows.append(
+                {
+                    "contact_type": contact_type,
+                    "label": label,
+                    "field": form[field_name],
+                    "in_force": template,
+                    "source": source,
+                    "preview": self._name_preview(form, field_name, template),
+                }
+            )
+        return rows
+
+
+SOURCE_LABELS = {"default": "default", "site": "site-wide", "account": "this account"}
 
 
 @admin.register(PlaceholderNameTemplate)
 class PlaceholderNameTemplateAdmin(GuardedHistoryAdmin):
-    form = PlaceholderNameForm
+    """Default placeholder names per contact type, with their history, for auditors; admins
+    set them on the rules page, beside the `defaultPlaceholderName` rule they override."""
+
+    change_list_template = "admin/rules/rulesetting/change_list.html"  # links the rules pages
     list_display = ("contact_type", "template", "scope", "updated_at")
     list_select_related = ("account",)
     search_fields = ("template", "contact_type", "account__rc_account_id")
-    autocomplete_fields = ("account",)
 
     @admin.display(description="applies to", ordering="account")
     def scope(self, obj: PlaceholderNameTemplate) -> str:
         return str(obj.account) if obj.account_id else "Site-wide default"
 
-    def save_model(self, request: HttpRequest, obj: PlaceholderNameTemplate, form: Any, change: bool) -> None:
-        placeholder_name_save(name=obj)
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
 
-    def delete_model(self, request: HttpRequest, obj: PlaceholderNameTemplate) -> None:
-        rule_row_delete(row=obj)
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
 
 
 class BlockedNumberForm(forms.ModelForm):
@@ -231,8 +426,14 @@ class BlockedNumberAdmin(GuardedHistoryAdmin):
 class AccountAdmin(GuardedHistoryAdmin):
     list_display = ("rc_account_id", "name", "created_at")
     search_fields = ("rc_account_id", "name", "account_key")
-    readonly_fields = ("account_key", "created_at", "updated_at")
-    fields = ("rc_account_id", "name", "account_key", "created_at", "updated_at")
+    readonly_fields = ("account_key", "rules", "created_at", "updated_at")
+    fields = ("rc_account_id", "name", "account_key", "rules", "created_at", "updated_at")
+
+    @admin.display(description="auto-logging rules")
+    def rules(self, obj: Account) -> SafeString | str:
+        if obj.pk is None:
+            return "-"
+        return format_html('<a href="{}">Set this account\'s rules</a>', rules_page_url(obj.pk))
 
     def save_model(self, request: HttpRequest, obj: Account, form: Any, change: bool) -> None:
         account_save(account=obj)

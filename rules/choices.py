@@ -59,3 +59,14 @@ class BlockedNumberKind(models.TextChoices):
 
     NUMBER = "number", "Number"
     PREFIX = "prefix", "Prefix"
+
+
+class PreviewOutcome(models.TextChoices):
+    """What a rule preview says a recorded call would have come to under other rules."""
+
+    PLACEHOLDER = "placeholder", "Placeholder"  # created, or the number's one reused
+    SKIP = "skip", "Skipped"  # no placeholder for this traffic (a PlaceholderRefusal)
+    PROMPT = "prompt", "Left to the user"  # the unknown-contact rule or the policy prompts
+    MATCH = "match", "Contact found"  # one real contact, or the policy chooses one
+    GIVEN = "given", "Chosen by the user"  # the request named the contact: no rule decided
+    UNKNOWN = "unknown", "Cannot tell"  # the CRM lookup failed, so no answer was recorded

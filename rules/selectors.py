@@ -8,6 +8,7 @@ shared cache (`CACHE_URL`), at once.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -17,6 +18,8 @@ from django.db.models import Count, IntegerField, Max, OuterRef, Subquery
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from connector.crm.registry import crm_registry
+from connector.exceptions import ConnectorNotFound
 from connector.models import CrmUser
 from rules.choices import DecidedBy, PlaceholderLife, PlaceholderStatus
 from rules.models import Account, BlockedNumber, PlaceholderContact, PlaceholderNameTemplate, RuleSetting
@@ -31,6 +34,13 @@ from rules.parameters import (
 
 CACHE_SECONDS = 10
 _VERSION_KEY = "rules:version"
+
+
+class _Linked:
+    """The default of `rule_values_get`'s `account`: the account the user is linked to."""
+
+
+LINKED = _Linked()
 
 SettingsMap = dict[str, dict[str, Any]]
 
@@ -127,6 +137,13 @@ def account_settings_map(*, account: Account) -> SettingsMap:
 def admin_settings_map(*, account: Account | None) -> SettingsMap:
     """The admin side of the settings merge: the rule settings' code defaults (users may
     change them), overridden by site-wide rows, overridden by the account's rows."""
+    merged = _defaults_map()
+    merged.update(scope_rows_get(account=account).settings)
+    return merged
+
+
+def _defaults_map() -> SettingsMap:
+    """The rule settings' code defaults as settings entries (users may change them)."""
     merged: SettingsMap = {
         p.key: {
             "value": p.default,
@@ -139,7 +156,6 @@ def admin_settings_map(*, account: Account | None) -> SettingsMap:
     for entry in merged.values():  # list defaults are shared: each map gets its own copies
         if isinstance(entry["value"], list):
             entry["value"], entry["defaultValue"] = list(entry["value"]), list(entry["value"])
-    merged.update(scope_rows_get(account=account).settings)
     return merged
 
 
@@ -206,8 +222,23 @@ def settings_merge(*, admin: SettingsMap, user: SettingsMap | None) -> SettingsM
 
 
 def user_settings_effective(*, user: CrmUser, account: Account | None) -> SettingsMap:
-    """The user's settings with the account's (and the site's) admin settings applied."""
-    return settings_merge(admin=admin_settings_map(account=account), user=user.user_settings or {})
+    """The user's settings with the account's (and the site's) admin settings applied
+    (GET /user/settings).
+
+    `defaultPlaceholderName` reports the name template the user's next placeholder gets
+    (`placeholder_name_in_force`): a default name per contact type counts, so the API
+    says what the server does."""
+    merged = settings_merge(admin=admin_settings_map(account=account), user=user.user_settings or {})
+    entry = merged.get("defaultPlaceholderName")
+    if isinstance(entry, dict):
+        rules = rule_values_get(user=user, account=account)
+        try:
+            types = crm_registry.get(user.platform).contact_type_values()
+        except ConnectorNotFound:
+            return merged
+        template, _, _ = placeholder_name_in_force(rules=rules, contact_types=types)
+        merged["defaultPlaceholderName"] = {**entry, "value": template}
+    return merged
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,12 +275,68 @@ class RuleValues:
         }
 
 
-def rule_values_get(*, user: CrmUser) -> RuleValues:
+def rule_values_get(*, user: CrmUser, account: Account | _Linked | None = LINKED) -> RuleValues:
     """The auto-logging rule values that apply to `user`: code defaults, then site-wide
-    rows, then the account's rows, then the user's own values where customizable."""
-    account = account_get_for_user(user=user)
+    rows, then the account's rows, then the user's own values where customizable.
+
+    `account` is the user's linked account unless given (the API may name another one
+    with `rcAccountId`)."""
+    if isinstance(account, _Linked):
+        account = account_get_for_user(user=user)
     rows = scope_rows_get(account=account)
-    merged = settings_merge(admin=admin_settings_map(account=account), user=user.user_settings or {})
+    return _rule_values(
+        admin=admin_settings_map(account=account),
+        scope_names=rows.scope_names,
+        user_settings=user.user_settings or {},
+        rows=rows,
+    )
+
+
+def rule_values_for_scope(*, account: Account | None) -> RuleValues:
+    """The rule values in force at a scope (site-wide, or one account) for a user who set
+    none of their own: what the admin's rules page shows as "in force"."""
+    rows = scope_rows_get(account=account)
+    return _rule_values(
+        admin=admin_settings_map(account=account), scope_names=rows.scope_names, user_settings={}, rows=rows
+    )
+
+
+def rule_values_candidate(
+    *,
+    user_settings: SettingsMap,
+    call_account: Account | None,
+    page_account: Account | None,
+    entries: dict[str, dict[str, Any] | None],
+) -> RuleValues:
+    """The rule values a user of `call_account` would get if the rules page of
+    `page_account` (None: site-wide) were saved with `entries` (key -> {"value",
+    "customizable"}, or None to inherit). Rows of other scopes are read as stored; writes
+    nothing."""
+    site = dict(scope_rows_get(account=None).settings)
+    own = account_settings_map(account=call_account) if call_account is not None else {}
+    edited = site if page_account is None else own if call_account == page_account else None
+    if edited is not None:
+        for key, entry in entries.items():
+            if entry is None:
+                edited.pop(key, None)
+            else:
+                edited[key] = entry
+    admin = _defaults_map()
+    admin.update(site)
+    admin.update(own)
+    scope_names = {key: "site" for key in site} | {key: "account" for key in own}
+    return _rule_values(
+        admin=admin,
+        scope_names=scope_names,
+        user_settings=user_settings,
+        rows=scope_rows_get(account=call_account),
+    )
+
+
+def _rule_values(
+    *, admin: SettingsMap, scope_names: dict[str, str], user_settings: SettingsMap, rows: ScopeRows
+) -> RuleValues:
+    merged = settings_merge(admin=admin, user=user_settings)
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
     for parameter in RULE_PARAMETERS:
@@ -261,11 +348,11 @@ def rule_values_get(*, user: CrmUser) -> RuleValues:
         except ValueError:
             value = parameter.default
         values[parameter.key] = value
-        user_entry = (user.user_settings or {}).get(parameter.key)
+        user_entry = user_settings.get(parameter.key)
         if entry.get("customizable") and isinstance(user_entry, dict) and "value" in user_entry:
             sources[parameter.key] = "user"
         else:
-            sources[parameter.key] = rows.scope_names.get(parameter.key, "default")
+            sources[parameter.key] = scope_names.get(parameter.key, "default")
     return RuleValues(
         unknown_contact_action=values["unknownContactAction"],
         placeholder_name_source=values["placeholderNameSource"],
@@ -307,6 +394,23 @@ def placeholder_template_for(*, rules: RuleValues, contact_type: str) -> tuple[s
             except ValueError:
                 continue
     return BUILTIN_PLACEHOLDER_NAME, "built-in"
+
+
+def placeholder_contact_type_for(*, rules: RuleValues, contact_types: Sequence[str]) -> str:
+    """The contact type a new placeholder gets from a CRM offering `contact_types`: the
+    rule's when the CRM has it, else the CRM's first."""
+    if rules.placeholder_contact_type in contact_types:
+        return rules.placeholder_contact_type
+    return contact_types[0] if contact_types else ""
+
+
+def placeholder_name_in_force(*, rules: RuleValues, contact_types: Sequence[str]) -> tuple[str, str, str]:
+    """The name template a new placeholder gets when the Caller ID gives no name, where it
+    comes from, and its contact type: the one value the API reports, the admin's rules
+    page shows and the automatic flow applies."""
+    contact_type = placeholder_contact_type_for(rules=rules, contact_types=contact_types)
+    template, source = placeholder_template_for(rules=rules, contact_type=contact_type)
+    return template, source, contact_type
 
 
 # The call a placeholder-name preview renders a template for.
@@ -376,3 +480,88 @@ def placeholders_open_report(*, now: datetime | None = None) -> list[OpenPlaceho
         )
         for row in rows
     ]
+
+
+# --- the rules page's preview: recorded calls ----------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedCall:
+    """A call as the log history recorded it: what a rule preview replays, CRM unasked."""
+
+    log_id: int
+    created_at: datetime
+    phone_number: str  # E.164, "" when the request had none
+    raw_number: str  # as the request gave it
+    caller_id_name: str
+    direction: str  # "Inbound" or "Outbound"
+    result: str  # RingCentral's call result
+    duration_seconds: int | None
+    party: dict[str, Any]  # the other party as the request gave it
+    own_number: str  # the agent side's number
+    decided_by: str  # rules.choices.DecidedBy
+    decision: dict[str, Any]  # the decision snapshot (outcome, matches, policy, ...)
+    user_settings: SettingsMap  # the user's own settings, as they stand now
+    account: Account | None  # the user's RingCentral account
+
+
+def recorded_calls_get(*, account: Account | None, limit: int) -> list[RecordedCall]:
+    """The `limit` latest call logs, newest first: every user's for the site-wide scope,
+    else those of the account's users. At most two statements (calls with their users,
+    their accounts);
+    users' credentials are never loaded."""
+    from logs.models import CallLog
+
+    rows = (
+        CallLog.objects.select_related("user")
+        .only(
+            "id",
+            "created_at",
+            "phone_number",
+            "direction",
+            "result",
+            "duration_seconds",
+            "decided_by",
+            "decision",
+            "payload",
+            "user__id",
+            "user__rc_account_id",
+            "user__user_settings",
+        )
+        .order_by("-created_at", "-id")
+    )
+    if account is not None:
+        rows = rows.filter(user__rc_account_id=account.rc_account_id)
+    calls = list(rows[:limit])
+    ids = {row.user.rc_account_id for row in calls if row.user.rc_account_id}
+    accounts = {a.rc_account_id: a for a in Account.objects.filter(rc_account_id__in=ids)}
+    return [_recorded_call(row, accounts.get(row.user.rc_account_id or "")) for row in calls]
+
+
+def _recorded_call(row: Any, account: Account | None) -> RecordedCall:
+    # The other party and the agent's side, read from the stored request as
+    # logs.services reads them for the live decision.
+    payload: dict[str, Any] = row.payload if isinstance(row.payload, dict) else {}
+    raw_info = payload.get("logInfo")
+    log_info: dict[str, Any] = raw_info if isinstance(raw_info, dict) else {}
+    inbound = (log_info.get("direction") or row.direction) == "Inbound"
+    party = (log_info.get("from") if inbound else log_info.get("to")) or {}
+    agent = (log_info.get("to") if inbound else log_info.get("from")) or {}
+    decision = row.decision if isinstance(row.decision, dict) else {}
+    return RecordedCall(
+        log_id=row.pk,
+        created_at=row.created_at,
+        # The number the decision looked up (E.164, "" when none could be read), else the row's.
+        phone_number=str(decision.get("phoneNumber", row.phone_number) or ""),
+        raw_number=str(payload.get("rawNumber") or row.phone_number),
+        caller_id_name=str(party.get("name") or "") if isinstance(party, dict) else "",
+        direction=str(log_info.get("direction") or row.direction or ""),
+        result=str(log_info.get("result") or row.result or ""),
+        duration_seconds=row.duration_seconds,
+        party=party if isinstance(party, dict) else {},
+        own_number=str(agent.get("phoneNumber") or "") if isinstance(agent, dict) else "",
+        decided_by=row.decided_by,
+        decision=decision,
+        user_settings=row.user.user_settings or {},
+        account=account,
+    )

@@ -7,6 +7,7 @@ number, which may be a placeholder contact created once per number through the r
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from dataclasses import dataclass, field
@@ -33,6 +34,7 @@ from rules.choices import (
     PlaceholderLife,
     PlaceholderRefusal,
     PlaceholderStatus,
+    PreviewOutcome,
 )
 from rules.models import Account, BlockedNumber, PlaceholderContact, PlaceholderNameTemplate, RuleSetting
 from rules.parameters import (
@@ -48,9 +50,11 @@ from rules.parameters import (
     template_validate,
 )
 from rules.selectors import (
+    RecordedCall,
     RuleValues,
     account_get_for_user,
     placeholder_template_for,
+    rule_values_candidate,
     rule_values_get,
 )
 
@@ -1295,3 +1299,226 @@ def placeholder_name_for(
         traffic=LogTraffic(kind="call", direction=direction),
     )
     return name, contact_type
+
+
+# --- the rules page: a scope's rules saved at once, and a preview over recorded calls ------
+
+
+def contact_type_choices() -> list[tuple[str, str]]:
+    """Every contact type of the connected CRMs' manifests, as (value, label naming the
+    CRMs that offer it), sorted: what the admin offers wherever a contact type is chosen."""
+    from connector.selectors import proxy_connector_names
+
+    offered: dict[str, list[str]] = {}
+    for platform in [*crm_registry.platforms(), *proxy_connector_names()]:
+        for value in crm_registry.get(platform).contact_type_values():
+            offered.setdefault(value, []).append(platform)
+    return [(value, f"{value} ({', '.join(platforms)})") for value, platforms in sorted(offered.items())]
+
+
+@transaction.atomic
+def rule_settings_scope_save(*, account: Account | None, entries: dict[str, JsonDict | None]) -> list[str]:
+    """Save the rules page of one scope (site-wide when `account` is None): each key of
+    `entries` set to {"value", "customizable"}, or, with None, inheriting (its row, if
+    any, deleted). Rows left as they were are not written, so history records only
+    changes. Every write goes through `rule_setting_save`/`rule_row_delete` (values
+    checked, cache dropped); raises `ValueError` naming the key when a value does not
+    fit, and then writes nothing. Returns the keys changed."""
+    rows = RuleSetting.objects.filter(key__in=list(entries))
+    rows = rows.filter(account=account) if account is not None else rows.filter(account__isnull=True)
+    existing = {row.key: row for row in rows}
+    changed: list[str] = []
+    for key, entry in entries.items():
+        row = existing.get(key)
+        if entry is None:
+            if row is not None:
+                rule_row_delete(row=row)
+                changed.append(key)
+            continue
+        value, customizable = entry["value"], bool(entry.get("customizable", False))
+        if row is not None and row.value == value and row.customizable == customizable:
+            continue
+        row = row or RuleSetting(account=account, key=key)
+        row.value, row.customizable = value, customizable
+        try:
+            rule_setting_save(setting=row)
+        except ValueError as exc:
+            raise ValueError(f"{key}: {exc}") from exc
+        changed.append(key)
+    return changed
+
+
+@transaction.atomic
+def placeholder_names_scope_save(*, account: Account | None, names: dict[str, str]) -> list[str]:
+    """Save a scope's default placeholder names: contact type -> template, "" to inherit
+    (its row deleted). Through `placeholder_name_save`/`rule_row_delete`; unchanged rows are
+    not written. Raises `ValueError` when a name does not render or a type is unknown,
+    and then writes nothing. Returns the contact types changed."""
+    rows = PlaceholderNameTemplate.objects.filter(contact_type__in=list(names))
+    rows = rows.filter(account=account) if account is not None else rows.filter(account__isnull=True)
+    existing = {row.contact_type: row for row in rows}
+    changed: list[str] = []
+    for contact_type, template in names.items():
+        row = existing.get(contact_type)
+        if not template:
+            if row is not None:
+                rule_row_delete(row=row)
+                changed.append(contact_type)
+            continue
+        if row is not None and row.template == template:
+            continue
+        row = row or PlaceholderNameTemplate(account=account, contact_type=contact_type)
+        row.template = template
+        placeholder_name_save(name=row)
+        changed.append(contact_type)
+    return changed
+
+
+@dataclass(frozen=True, slots=True)
+class PreviewLine:
+    """What one recorded call would have come to under the candidate rules."""
+
+    call: RecordedCall
+    recorded: str  # the outcome recorded (rules.choices.DecisionOutcome), "" when none
+    outcome: PreviewOutcome
+    condition: str  # what decided: a PlaceholderRefusal, or a rule key, or "oneMatch"
+    reason: str  # a sentence for the admin
+
+
+@dataclass(frozen=True, slots=True)
+class RulesPreview:
+    """A rule preview: each call's line, newest first, and the totals."""
+
+    lines: list[PreviewLine]
+    counts: dict[str, int]  # PreviewOutcome value -> calls
+    conditions: dict[str, int]  # condition -> calls, most frequent first
+
+
+def _real_matches(decision: JsonDict) -> int:
+    """The contacts the recorded lookup found other than our own placeholders: those
+    exist only because earlier rules made them, so the preview counts them as none."""
+    matches = int(decision.get("matches") or 0)
+    if "placeholderMatches" in decision:
+        return matches - int(decision["placeholderMatches"])
+    if decision.get("outcome") == DecisionOutcome.MATCHED and "placeholderId" in decision:
+        return 0  # the lookup found only our placeholder
+    return matches
+
+
+# How many contacts the lookup found, as an outcome implies it (for rows without "matches").
+_MATCHES_OF_OUTCOME = {
+    DecisionOutcome.PLACEHOLDER_CREATED.value: 0,
+    DecisionOutcome.PLACEHOLDER_REUSED.value: 0,
+    DecisionOutcome.MATCHED.value: 1,
+    DecisionOutcome.MULTIPLE_RESOLVED.value: 2,
+}
+
+
+def call_replay(*, rules: RuleValues, call: RecordedCall) -> PreviewLine:
+    """What `contact_decide` would have done with a recorded call under `rules`, from the
+    decision it recorded (how many contacts matched), never asking the CRM. The pure
+    parts are the live ones: `placeholder_refusal` and the policies. A multiple match
+    under a choosing policy is counted as found, as recorded when the policy was the
+    same (the contacts' dates were not recorded)."""
+    decision = call.decision
+    recorded = str(decision.get("outcome") or "")
+
+    def line(outcome: PreviewOutcome, condition: str, reason: str) -> PreviewLine:
+        return PreviewLine(call=call, recorded=recorded, outcome=outcome, condition=condition, reason=reason)
+
+    if call.decided_by == DecidedBy.USER:
+        return line(PreviewOutcome.GIVEN, "contactGiven", "the user chose the contact; no rule decides")
+    creates = rules.unknown_contact_action == UnknownContactAction.CREATE_PLACEHOLDER
+    traffic = LogTraffic(
+        kind="call",
+        direction=call.direction,
+        result=call.result,
+        duration_seconds=call.duration_seconds,
+        party=call.party,
+        own_numbers=(call.own_number,),
+    )
+    if call.phone_number and "matches" not in decision:
+        # Rows recorded before the lookup count was: read it from the outcome.
+        implied = _MATCHES_OF_OUTCOME.get(recorded)
+        if implied is not None:
+            decision = {**decision, "matches": implied}
+    if not call.phone_number or "matches" not in decision:
+        if call.phone_number:
+            return line(
+                PreviewOutcome.UNKNOWN,
+                "lookupFailed",
+                "no lookup was recorded (the CRM failed, or the log is pending)",
+            )
+        refusal = (
+            _number_refusal(
+                phone_number="",
+                raw_number=call.raw_number,
+                caller_id_name=call.caller_id_name,
+                traffic=traffic,
+            )
+            if creates
+            else None
+        )
+        if refusal is not None:
+            return line(PreviewOutcome.SKIP, refusal.condition.value, refusal.reason)
+        return line(PreviewOutcome.PROMPT, "unknownContactAction", "no phone number to look up")
+    matches = _real_matches(decision)
+    if matches == 1:
+        return line(PreviewOutcome.MATCH, "oneMatch", "one contact has the number")
+    if matches > 1:
+        policy = rules.multiple_match_policy
+        condition = "multipleMatchPolicy"
+        if policy == MultipleMatchPolicy.PROMPT:
+            return line(PreviewOutcome.PROMPT, condition, f"{matches} contacts match; the policy prompts")
+        if decision.get("policy") == policy:
+            return line(PreviewOutcome.MATCH, condition, f"{matches} contacts match; {policy} chose one")
+        if recorded == DecisionOutcome.PROMPTED and decision.get("rules", {}).get(condition) == policy:
+            why = str(decision.get("reason") or "the policy could not decide")
+            return line(PreviewOutcome.PROMPT, condition, f"{matches} contacts match; {why}")
+        return line(
+            PreviewOutcome.MATCH,
+            condition,
+            f"{matches} contacts match; {policy} chooses one when their dates differ (not recorded)",
+        )
+    if not creates:
+        return line(
+            PreviewOutcome.PROMPT, "unknownContactAction", "no contact; the rule leaves it to the user"
+        )
+    refusal = placeholder_refusal(
+        rules=rules,
+        phone_number=call.phone_number,
+        raw_number=call.raw_number,
+        caller_id_name=call.caller_id_name,
+        traffic=traffic,
+    )
+    if refusal is not None:
+        return line(PreviewOutcome.SKIP, refusal.condition.value, refusal.reason)
+    return line(PreviewOutcome.PLACEHOLDER, "unknownContactAction", "no contact; a placeholder is made")
+
+
+def rules_preview(
+    *, page_account: Account | None, entries: dict[str, JsonDict | None], calls: list[RecordedCall]
+) -> RulesPreview:
+    """What the rules page of `page_account` (None: site-wide), saved with `entries`
+    (see `rule_settings_scope_save`), would have done with `calls`: each call replayed
+    with the rules its user would then get (site, account and the user's own values
+    merged as live). Reads the rule tables (cached); writes nothing, calls no CRM."""
+    rules_of: dict[tuple[int | None, str], RuleValues] = {}
+    lines: list[PreviewLine] = []
+    for call in calls:
+        key = (call.account.pk if call.account else None, json.dumps(call.user_settings, sort_keys=True))
+        if key not in rules_of:
+            rules_of[key] = rule_values_candidate(
+                user_settings=call.user_settings,
+                call_account=call.account,
+                page_account=page_account,
+                entries=entries,
+            )
+        lines.append(call_replay(rules=rules_of[key], call=call))
+    counts = {outcome.value: 0 for outcome in PreviewOutcome}
+    conditions: dict[str, int] = {}
+    for preview_line in lines:
+        counts[preview_line.outcome.value] += 1
+        conditions[preview_line.condition] = conditions.get(preview_line.condition, 0) + 1
+    ordered = dict(sorted(conditions.items(), key=lambda item: (-item[1], item[0])))
+    return RulesPreview(lines=lines, counts=counts, conditions=ordered)

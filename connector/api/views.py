@@ -76,7 +76,7 @@ from rules.selectors import (
     account_get_for_user,
     account_settings_map,
     admin_settings_map,
-    settings_merge,
+    user_settings_effective,
 )
 from rules.services import account_ensure, admin_settings_apply, placeholder_contact_create_manual
 from sscl.selectors import server_logging_state
@@ -814,9 +814,7 @@ class UserSettingsApi(ConnectorApi):
         if user is None:
             raise PlainTextError("User not found")
         account = _admin_context(request, user)
-        return Response(
-            settings_merge(admin=admin_settings_map(account=account), user=user.user_settings or {})
-        )
+        return Response(user_settings_effective(user=user, account=account))
 
     @extend_schema(
         request=io.UserSettingsUpdateInputSerializer,

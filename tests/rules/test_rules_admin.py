@@ -11,15 +11,14 @@ from django.urls import reverse
 
 from connector.models import CrmUser
 from rules.choices import DecidedBy, PlaceholderStatus
-from rules.models import Account, PlaceholderContact, PlaceholderNameTemplate, RuleSetting
-from rules.selectors import rule_values_get
+from rules.models import Account, PlaceholderContact, RuleSetting
+from rules.selectors import admin_settings_map
 from rules.services import account_ensure
 from tests.rules.conftest import ACCOUNT_ID
 
 pytestmark = pytest.mark.django_db
 
 RULE_ADD = reverse("admin:rules_rulesetting_add")
-NAME_ADD = reverse("admin:rules_placeholdernametemplate_add")
 
 
 @pytest.fixture(autouse=True)
@@ -32,7 +31,7 @@ def _static_files_without_manifest(settings) -> None:
 
 
 def rule_form(**overrides: Any) -> dict[str, Any]:
-    data = {"account": "", "key": "unknownContactAction", "value": '"createPlaceholder"'}
+    data = {"account": "", "key": "autoLogCall", "value": "true"}
     data.update(overrides)
     return {k: v for k, v in data.items() if v is not None}
 
@@ -42,21 +41,21 @@ def form_errors(response: Any) -> dict[str, list[str]]:
     return response.context["adminform"].form.errors
 
 
-# --- rule settings -------------------------------------------------------------------------
+def site_value(key: str) -> Any:
+    return admin_settings_map(account=None).get(key, {}).get("value")
+
+
+# --- App Connect's own settings (the auto-logging rules are on the rules page) ------------
 
 
 @pytest.mark.parametrize(
     ("key", "value"),
     [
-        ("unknownContactAction", '"maybe"'),
-        ("multipleMatchPolicy", '"newest"'),
-        ("placeholderNameSource", "1"),
-        ("defaultPlaceholderName", '"{bogus}"'),
-        ("defaultPlaceholderName", '"Caller {last4"'),
-        ("defaultPlaceholderName", '""'),
-        ("placeholderContactType", '"Spaceship"'),
         ("autoLogCall", '"yes"'),
-        ("unknownContactAction", "not json"),
+        ("quickAccessButtonSize", '"huge"'),
+        ("logDateFormat", "1"),
+        ("clickToDialUrls", '"example.com"'),
+        ("autoLogCall", "not json"),
     ],
 )
 def test_an_invalid_value_is_a_form_error_and_nothing_is_stored(admin_client, key: str, value: str) -> None:
@@ -67,24 +66,25 @@ def test_an_invalid_value_is_a_form_error_and_nothing_is_stored(admin_client, ke
     assert RuleSetting.history.count() == 0
 
 
-def test_an_unknown_setting_cannot_be_chosen(admin_client) -> None:
-    response = admin_client.post(RULE_ADD, rule_form(key="bogusKey", value="1"))
+@pytest.mark.parametrize("key", ["bogusKey", "unknownContactAction", "defaultPlaceholderName"])
+def test_an_unknown_setting_or_a_rule_cannot_be_chosen(admin_client, key: str) -> None:
+    response = admin_client.post(RULE_ADD, rule_form(key=key, value='"prompt"'))
 
     assert "key" in form_errors(response)
     assert RuleSetting.objects.count() == 0
 
 
-def test_the_add_form_offers_the_rule_settings_with_their_labels(admin_client) -> None:
+def test_the_add_form_offers_app_connect_settings_with_their_labels(admin_client) -> None:
     response = admin_client.get(RULE_ADD)
 
     assert response.status_code == 200
     page = response.content.decode()
-    assert "When the number matches no contact (unknownContactAction)" in page
-    assert "Auto-logging rules" in page
+    assert "Auto-log calls (client) (autoLogCall)" in page
+    assert "(unknownContactAction)" not in page
 
 
-def test_a_valid_setting_is_saved_with_history_and_used_at_once(admin_client, crm_user: CrmUser) -> None:
-    assert rule_values_get(user=crm_user).unknown_contact_action == "prompt"  # now cached
+def test_a_valid_setting_is_saved_with_history_and_used_at_once(admin_client) -> None:
+    assert site_value("autoLogCall") is None  # now cached
 
     response = admin_client.post(RULE_ADD, rule_form(customizable="on"))
 
@@ -92,13 +92,13 @@ def test_a_valid_setting_is_saved_with_history_and_used_at_once(admin_client, cr
     row = RuleSetting.objects.get()
     assert (row.account, row.key, row.value, row.customizable, row.is_removed) == (
         None,
-        "unknownContactAction",
-        "createPlaceholder",
+        "autoLogCall",
+        True,
         True,
         False,
     )
     assert RuleSetting.history.count() == 1
-    assert rule_values_get(user=crm_user).unknown_contact_action == "createPlaceholder"
+    assert site_value("autoLogCall") is True
 
 
 def test_a_change_adds_a_history_row(admin_client) -> None:
@@ -106,15 +106,15 @@ def test_a_change_adds_a_history_row(admin_client) -> None:
     row = RuleSetting.objects.get()
 
     response = admin_client.post(
-        reverse("admin:rules_rulesetting_change", args=[row.pk]), rule_form(value='"prompt"', is_removed="on")
+        reverse("admin:rules_rulesetting_change", args=[row.pk]), rule_form(value="false", is_removed="on")
     )
 
     assert response.status_code == 302
     row.refresh_from_db()
-    assert (row.value, row.is_removed) == ("prompt", True)
+    assert (row.value, row.is_removed) == (False, True)
     assert list(RuleSetting.history.order_by("history_id").values_list("history_type", "value")) == [
-        ("+", "createPlaceholder"),
-        ("~", "prompt"),
+        ("+", True),
+        ("~", False),
     ]
     history = admin_client.get(reverse("admin:rules_rulesetting_history", args=[row.pk]))
     assert history.status_code == 200
@@ -123,9 +123,7 @@ def test_a_change_adds_a_history_row(admin_client) -> None:
 def test_an_account_setting_is_saved_for_that_account(admin_client) -> None:
     account = account_ensure(rc_account_id=ACCOUNT_ID)
 
-    response = admin_client.post(
-        RULE_ADD, rule_form(account=str(account.pk), key="autoLogCall", value="true")
-    )
+    response = admin_client.post(RULE_ADD, rule_form(account=str(account.pk)))
 
     assert response.status_code == 302
     row = RuleSetting.objects.get()
@@ -135,35 +133,35 @@ def test_an_account_setting_is_saved_for_that_account(admin_client) -> None:
 def test_a_second_site_wide_row_for_a_key_is_a_form_error(admin_client) -> None:
     admin_client.post(RULE_ADD, rule_form())
 
-    response = admin_client.post(RULE_ADD, rule_form(value='"prompt"'))
+    response = admin_client.post(RULE_ADD, rule_form(value="false"))
 
     assert response.status_code == 200
     assert form_errors(response)
-    assert list(RuleSetting.objects.values_list("value", flat=True)) == ["createPlaceholder"]
+    assert list(RuleSetting.objects.values_list("value", flat=True)) == [True]
 
 
 def test_a_second_account_row_for_a_key_is_a_form_error(admin_client) -> None:
     account = account_ensure(rc_account_id=ACCOUNT_ID)
     admin_client.post(RULE_ADD, rule_form(account=str(account.pk)))
 
-    response = admin_client.post(RULE_ADD, rule_form(account=str(account.pk), value='"prompt"'))
+    response = admin_client.post(RULE_ADD, rule_form(account=str(account.pk), value="false"))
 
     assert response.status_code == 200
     assert form_errors(response)
     assert RuleSetting.objects.count() == 1
 
 
-def test_deleting_a_setting_drops_it_at_once(admin_client, crm_user: CrmUser) -> None:
+def test_deleting_a_setting_drops_it_at_once(admin_client) -> None:
     admin_client.post(RULE_ADD, rule_form())
     row = RuleSetting.objects.get()
-    assert rule_values_get(user=crm_user).unknown_contact_action == "createPlaceholder"
+    assert site_value("autoLogCall") is True
 
     response = admin_client.post(reverse("admin:rules_rulesetting_delete", args=[row.pk]), {"post": "yes"})
 
     assert response.status_code == 302
     assert RuleSetting.objects.count() == 0
     assert RuleSetting.history.count() == 2
-    assert rule_values_get(user=crm_user).unknown_contact_action == "prompt"
+    assert site_value("autoLogCall") is None
 
 
 def test_the_settings_list_shows_scope_and_value(admin_client) -> None:
@@ -180,41 +178,7 @@ def test_the_settings_list_shows_scope_and_value(admin_client) -> None:
     assert "&quot;alphabetical&quot;" in page
 
 
-# --- default placeholder names -------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("contact_type", "template", "field"),
-    [
-        ("Lead", "{x}", "template"),
-        ("Lead", "Caller {last4", "template"),
-        ("Lead", "{0}", "template"),
-        ("Lead", "   ", "template"),
-        ("Spaceship", "New lead {last4}", "contact_type"),
-        ("lead", "New lead {last4}", "contact_type"),
-    ],
-)
-def test_a_placeholder_name_that_cannot_render_or_has_no_such_type_is_refused(
-    admin_client, contact_type: str, template: str, field: str
-) -> None:
-    response = admin_client.post(
-        NAME_ADD, {"account": "", "contact_type": contact_type, "template": template}
-    )
-
-    assert field in form_errors(response)
-    assert PlaceholderNameTemplate.objects.count() == 0
-    assert PlaceholderNameTemplate.history.count() == 0
-
-
-def test_a_valid_placeholder_name_is_saved_with_history(admin_client) -> None:
-    response = admin_client.post(
-        NAME_ADD, {"account": "", "contact_type": "Lead", "template": "New lead {last4}"}
-    )
-
-    assert response.status_code == 302
-    name = PlaceholderNameTemplate.objects.get()
-    assert (name.account, name.contact_type, name.template) == (None, "Lead", "New lead {last4}")
-    assert PlaceholderNameTemplate.history.count() == 1
+# Default placeholder names are set on the rules page: see test_rules_page.py.
 
 
 # --- the placeholder registry --------------------------------------------------------------

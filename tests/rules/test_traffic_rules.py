@@ -653,15 +653,12 @@ def test_the_preview_renders_a_sample_call() -> None:
 
 
 @pytest.mark.usefixtures("_static_files_without_manifest")
-def test_the_admin_shows_the_preview_under_the_template(admin_client) -> None:
+def test_the_rules_page_shows_the_preview_beside_the_template(admin_client) -> None:
     from rules.models import PlaceholderNameTemplate
 
-    name = PlaceholderNameTemplate.objects.create(contact_type="Lead", template="Lead <b>{last4}</b>")
+    PlaceholderNameTemplate.objects.create(contact_type="Lead", template="Lead <b>{last4}</b>")
 
-    page = admin_client.get(
-        reverse("admin:rules_placeholdernametemplate_change", args=[name.pk])
-    ).content.decode()
+    page = admin_client.get(reverse("admin:rules_page")).content.decode()
 
     assert "{nationalNumber}" in page
-    assert "Preview for an inbound call from +14155550199 (Jane Doe)" in page
-    assert "Lead &lt;b&gt;0199&lt;/b&gt;" in page
+    assert "Preview: <strong>Lead &lt;b&gt;0199&lt;/b&gt;</strong>" in page
