@@ -32,6 +32,8 @@ class ServerLoggingConf:
     subscription_expires_in: int
     # a claimed call belongs to its task this long
     lease_seconds: float
+    # stored deliveries are kept this many days after they were folded
+    event_retention_days: int
 
 
 def conf() -> ServerLoggingConf:
@@ -45,4 +47,5 @@ def conf() -> ServerLoggingConf:
         renew_before=int(getattr(settings, "SSCL_RENEW_BEFORE_SECONDS", 24 * 3600)),
         subscription_expires_in=int(getattr(settings, "SSCL_SUBSCRIPTION_EXPIRES_IN", 7 * 24 * 3600)),
         lease_seconds=float(getattr(settings, "SSCL_LEASE_SECONDS", 60.0)),
+        event_retention_days=int(getattr(settings, "SSCL_EVENT_RETENTION_DAYS", 30)),
     )

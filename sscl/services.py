@@ -660,9 +660,18 @@ def _subscription_create(row: WebhookSubscription, connection: RingCentralConnec
     _subscription_store(row, info, token=token)
 
 
+def events_prune(*, now: datetime | None = None) -> int:
+    """Delete stored deliveries folded more than `SSCL_EVENT_RETENTION_DAYS` ago (the calls
+    they made keep what they concluded). Returns how many went."""
+    before = (now or timezone.now()) - timedelta(days=conf().event_retention_days)
+    deleted, _ = WebhookEvent.objects.filter(processed_at__lt=before).delete()
+    return deleted
+
+
 def subscriptions_maintain() -> dict[str, int]:
-    """Every enabled account's subscription checked, renewed or re-created (Celery beat)."""
-    figures = {"checked": 0, "failed": 0}
+    """Every enabled account's subscription checked, renewed or re-created (Celery beat),
+    and old deliveries pruned."""
+    figures = {"checked": 0, "failed": 0, "pruned": events_prune()}
     for setting in ServerLogging.objects.filter(enabled=True).select_related("account"):
         figures["checked"] += 1
         try:

@@ -317,7 +317,7 @@ def test_a_blacklisted_subscription_is_deleted_and_recreated(pbx: Pbx) -> None:
     old = WebhookSubscription.objects.get().rc_subscription_id
     pbx.fake.blacklist(old)
 
-    assert subscriptions_maintain() == {"checked": 1, "failed": 0}
+    assert subscriptions_maintain() == {"checked": 1, "failed": 0, "pruned": 0}
 
     row = WebhookSubscription.objects.get()
     assert row.rc_subscription_id != old
@@ -344,6 +344,17 @@ def test_a_subscription_ringcentral_lost_is_recreated(pbx: Pbx) -> None:
     subscriptions_maintain()
 
     assert WebhookSubscription.objects.get().rc_subscription_id in pbx.fake.subscriptions
+
+
+def test_old_deliveries_are_pruned_by_the_upkeep(pbx: Pbx) -> None:
+    BuiltinContactFactory(phone_numbers=[CALLER])
+    pbx.call()
+    WebhookEvent.objects.update(processed_at=timezone.now() - timedelta(days=31))
+    pbx.call()  # a newer call's events stay
+
+    assert subscriptions_maintain()["pruned"] == 4
+    assert WebhookEvent.objects.count() == 4
+    assert CallSession.objects.filter(state=SessionState.LOGGED).count() == 2
 
 
 def test_turning_logging_off_deletes_the_subscription(pbx: Pbx, logging_user: CrmUser) -> None:
