@@ -209,7 +209,7 @@ SPECTACULAR_SETTINGS = {
         "It answers as App Connect's own server does, and decides on the server what to do with "
         "callers the CRM does not know (the auto-logging rules, set by administrators).\n\n"
         "Log in first (POST /apiKeyLogin, or GET /oauth-callback for OAuth CRMs): the answer's "
-        "jwtToken authenticates every other call, sent as the header Authorization: Bearer <jwtToken> "
+        "jwtToken authenticates every other call, sent in the Authorization header after Bearer "
         "(or, for older clients, as the jwtToken query parameter). Bodies are JSON.\n\n"
         "Errors: invalid input is a 400 JSON naming each bad field (errors) with a message the "
         "client can show (returnMessage), and nothing is written; a missing or invalid JWT is a 400 "
@@ -218,6 +218,8 @@ SPECTACULAR_SETTINGS = {
     ),
     "VERSION": "0.1.0",
     "DISABLE_DOCSTRING_DESCRIPTIONS": True,
+    # Bodies open on their fields, each with its description, rather than on a bare example.
+    "SWAGGER_UI_SETTINGS": {"defaultModelRendering": "model", "defaultModelExpandDepth": 2},
     "ENUM_GENERATE_CHOICE_DESCRIPTION": False,
     "TAGS": [
         {

@@ -1271,7 +1271,7 @@ class ErrorOutputSerializer(CachedFieldsSerializer):
 
 
 _JWT_TOKEN = (
-    "The App Connect JWT for every other call: send it as Authorization: Bearer <token> (or as the "
+    "The App Connect JWT for every other call: send it in the Authorization header after Bearer (or as the "
     "jwtToken query parameter). It is valid 14 days; with 7 days or less left, any answer brings a "
     "renewed one in the x-refreshed-jwt-token header."
 )
