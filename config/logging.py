@@ -5,7 +5,7 @@ import re
 
 # Query parameters and headers that carry credentials in App Connect's API.
 _CREDENTIAL = re.compile(
-    r"(?i)((?:jwtToken|rcAccessToken|apiKey|access_token)=)[^&\s\"']+"
+    r"(?i)((?:jwtToken|rcAccessToken|apiKey|access_token|refresh_token|assertion|verificationToken)=)[^&\s\"']+"
     r"|(Bearer\s+)[A-Za-z0-9._~+/=-]+"
 )
 

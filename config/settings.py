@@ -52,6 +52,7 @@ INSTALLED_APPS = [
     "connector",
     "rules",
     "logs",
+    "sscl",
 ]
 
 MIDDLEWARE = [
@@ -268,6 +269,10 @@ CONNECTOR = {
     },
     "DEFAULT_PLATFORM": "builtin",
     "RINGCENTRAL_SERVER": env.str("RINGCENTRAL_SERVER", default="https://platform.ringcentral.com"),
+    # The server's own RingCentral app (JWT auth flow): what connected accounts' JWTs are
+    # exchanged with (README, "Connecting a RingCentral account").
+    "RINGCENTRAL_CLIENT_ID": env.str("RINGCENTRAL_CLIENT_ID", default=""),
+    "RINGCENTRAL_CLIENT_SECRET": env.str("RINGCENTRAL_CLIENT_SECRET", default=""),
     "DEFAULT_PHONE_REGION": env.str("DEFAULT_PHONE_REGION", default="US"),
     "OUTBOUND_TIMEOUT_SECONDS": _OUTBOUND_TIMEOUT,
     # Connections per host in each outbound HTTP session's pool: as many as the threads of
@@ -348,4 +353,17 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_BEAT_SCHEDULE = {
     # pending logs whose request died, failed ones the CRM may hold (logs.services.logs_recover)
     "recover-abandoned-logs": {"task": "logs.recover", "schedule": 60.0},
+    # server-side logging: work whose task was lost or is due again; subscriptions' upkeep
+    "sscl-sweep": {"task": "sscl.sweep", "schedule": 15.0},
+    "sscl-maintain-subscriptions": {"task": "sscl.maintain_subscriptions", "schedule": 3600.0},
 }
+# Redis redelivers a task not acknowledged within this time; every countdown stays well under.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+
+# Server-side call logging (sscl). PUBLIC_BASE_URL: the https address RingCentral delivers
+# webhooks to (e.g. https://connector.example.com); SSCL_DISPATCH: "celery" with a broker,
+# "thread" without (the embedded default), "inline" (tests).
+PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="")
+SSCL_DISPATCH = env.str("SSCL_DISPATCH", default="")
+SSCL_FIRST_FETCH_DELAY_SECONDS = env.float("SSCL_FIRST_FETCH_DELAY_SECONDS", default=5.0)
+SSCL_MAX_ATTEMPTS = env.int("SSCL_MAX_ATTEMPTS", default=8)

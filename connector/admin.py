@@ -13,7 +13,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -32,12 +32,15 @@ from connector.models import (
     CrmUser,
     ManagedOAuthApp,
     ProxyConnector,
+    RingCentralConnection,
 )
+from connector.ringcentral import RingCentralError
 from connector.services import (
     builtin_api_key_revoke,
     proxy_config_errors,
     proxy_connector_save,
     proxy_connector_try,
+    ringcentral_connect,
 )
 from connector.utils import InvalidPhoneNumber, phone_number_normalize
 
@@ -355,3 +358,93 @@ class ProxyConnectorAdmin(SimpleHistoryAdmin):
             "report_json": json.dumps(report, indent=2, default=str) if report is not None else "",
         }
         return TemplateResponse(request, "admin/connector/proxyconnector/try_it.html", context)
+
+
+class RingCentralConnectForm(forms.Form):
+    jwt = forms.CharField(
+        label="JWT credential",
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off", "size": 80}),
+        max_length=8192,
+        help_text="A RingCentral admin's JWT credential (Developer Console, Credentials).",
+    )
+
+
+@admin.register(RingCentralConnection)
+class RingCentralConnectionAdmin(SimpleHistoryAdmin):
+    """RingCentral accounts connected with an admin's JWT (server-side call logging).
+
+    Adding one, or connecting one again, goes through `ringcentral_connect` on a page of
+    its own (no transaction is open while RingCentral is asked). The JWT and the tokens
+    never reach a page: only their expiry, last refresh and last error are shown.
+    """
+
+    fields = (
+        "rc_account_id",
+        "name",
+        "rc_extension_id",
+        "connected_at",
+        "token_expiry",
+        "token_refreshed_at",
+        "last_error",
+        "connect_again",
+    )
+    readonly_fields = fields
+    list_display = (
+        "rc_account_id",
+        "name",
+        "rc_extension_id",
+        "token_expiry",
+        "token_refreshed_at",
+        "last_error_short",
+        "connected_at",
+    )
+    search_fields = ("rc_account_id", "name", "rc_extension_id")
+    history_list_display = ("name", "rc_extension_id", "last_error")
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[RingCentralConnection]:
+        return super().get_queryset(request).defer("jwt", "access_token", "refresh_token")
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # read-only; a new JWT comes through the connect page
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # Its webhook subscription would outlive it at RingCentral: disconnecting is a
+        # service of its own (server-side logging), not a row deletion.
+        return False
+
+    @admin.display(description="last error", ordering="last_error")
+    def last_error_short(self, obj: RingCentralConnection) -> str:
+        return obj.last_error[:60] + ("…" if len(obj.last_error) > 60 else "")
+
+    @admin.display(description="JWT")
+    def connect_again(self, obj: RingCentralConnection) -> str:
+        return format_html(
+            'Stored encrypted, never shown. <a href="{}">Connect again with a new JWT</a>',
+            reverse("admin:connector_ringcentralconnection_add"),
+        )
+
+    def add_view(self, request: HttpRequest, form_url: str = "", extra_context: Any = None) -> HttpResponse:
+        """The connect page instead of a model form: the account is whatever the JWT says."""
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        form = RingCentralConnectForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            try:
+                connection = ringcentral_connect(jwt=form.cleaned_data["jwt"])
+            except RingCentralError as exc:
+                form.add_error(None, str(exc))
+            else:
+                self.log_addition(request, connection, [{"added": {}}])
+                self.message_user(
+                    request, f"Connected RingCentral account {connection.rc_account_id}.", messages.SUCCESS
+                )
+                return HttpResponseRedirect(
+                    reverse("admin:connector_ringcentralconnection_change", args=[connection.pk])
+                )
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": "Connect a RingCentral account",
+            "form": form,
+        }
+        return TemplateResponse(request, "admin/connector/ringcentralconnection/connect.html", context)

@@ -16,6 +16,9 @@ DEFAULTS: dict[str, Any] = {
     # the manifest served by GET /crmManifest without ?platformName
     "DEFAULT_PLATFORM": "builtin",
     "RINGCENTRAL_SERVER": "https://platform.ringcentral.com",
+    # the server's own RingCentral app (JWT auth flow), for connected accounts
+    "RINGCENTRAL_CLIENT_ID": "",
+    "RINGCENTRAL_CLIENT_SECRET": "",
     # region used to read numbers written without a country code, e.g. (415) 555-0100
     "DEFAULT_PHONE_REGION": "US",
     # every outbound HTTP call (CRMs, RingCentral) gives up after this many seconds

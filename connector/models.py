@@ -261,3 +261,41 @@ class BuiltinActivityKey(models.Model):
 
     def __str__(self) -> str:
         return self.key
+
+
+class RingCentralConnection(models.Model):
+    """A RingCentral account connected to the server with an admin's JWT credential, so the
+    server can call RingCentral for the account on its own: subscribe to its calls, read its
+    call log and its extensions (server-side call logging).
+
+    The JWT is exchanged for an access token (the JWT bearer grant); tokens are refreshed
+    single-flight across threads and processes (`connector.services.ringcentral_token_ensure`).
+    The JWT and the tokens are encrypted at rest, never shown and never kept in the history.
+    """
+
+    rc_account_id = models.CharField("RingCentral account id", max_length=64, unique=True)
+    # The admin extension the JWT belongs to; the server's calls act as this extension.
+    rc_extension_id = models.CharField("admin extension id", max_length=64)
+    name = models.CharField(max_length=255, blank=True)
+    jwt = EncryptedTextField("JWT credential", null=True, blank=True)
+    access_token = EncryptedTextField(null=True, blank=True)
+    refresh_token = EncryptedTextField(null=True, blank=True)
+    token_expiry = models.DateTimeField(null=True, blank=True)
+    # Single-flight refresh, as CrmUser's: each stored token pair has a version, and one
+    # refresher at a time holds a lease on the row.
+    token_version = models.PositiveIntegerField(default=0)
+    refresh_lease_owner = models.CharField(max_length=32, blank=True)
+    refresh_lease_until = models.DateTimeField(null=True, blank=True)
+    connected_at = models.DateTimeField(null=True, blank=True)
+    token_refreshed_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    history = HistoricalRecords(
+        excluded_fields=["jwt", "access_token", "refresh_token", "refresh_lease_owner", "refresh_lease_until"]
+    )
+
+    class Meta:
+        verbose_name = "RingCentral connection"
+        ordering = ("rc_account_id",)
+
+    def __str__(self) -> str:
+        return f"{self.name or 'RingCentral account'} ({self.rc_account_id})"

@@ -1,8 +1,10 @@
-"""Business operations of the connector app: login, logout, settings, contact lookup and creation."""
+"""Business operations of the connector app: login, logout, settings, contact lookup and
+creation, and RingCentral accounts connected to the server."""
 
 from __future__ import annotations
 
 import functools
+import re
 import secrets
 import threading
 import time
@@ -40,7 +42,17 @@ from connector.exceptions import (
     details_text,
     return_message,
 )
-from connector.models import BuiltinApiKey, BuiltinCrmUser, CrmUser, ProxyConnector
+from connector.models import BuiltinApiKey, BuiltinCrmUser, CrmUser, ProxyConnector, RingCentralConnection
+from connector.ringcentral import (
+    RcTokens,
+    RingCentralCredentialInvalid,
+    RingCentralError,
+    RingCentralRefused,
+    RingCentralUnavailable,
+    rc_extension_get,
+    rc_token_from_jwt,
+    rc_token_refresh,
+)
 from connector.selectors import oauth_info_for, proxy_connector_get, proxy_revision_key
 
 # --- CRM failures as App Connect messages ------------------------------------------------
@@ -669,3 +681,192 @@ def proxy_login_check(*, platform: str, proxy_id: str) -> None:
         raise ErrorObject(f"No proxy connector {proxy_id!r}.")
     if row.name != platform:
         raise ErrorObject(f"Proxy connector {proxy_id!r} is not platform {platform!r}.")
+
+
+# --- RingCentral accounts connected to the server ----------------------------------------
+
+# A JWT's three base64url parts (RFC 7519 §3); RingCentral's JWT credentials are such.
+_JWT_SHAPE = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
+_JWT_MAX_LENGTH = 8192
+
+
+def ringcentral_connect(*, jwt: str) -> RingCentralConnection:
+    """Connect the RingCentral account an admin's JWT credential belongs to: exchange the
+    JWT for tokens (the JWT bearer grant, with the server's RingCentral app), ask
+    RingCentral whose they are (`GET /restapi/v1.0/account/~/extension/~`), then create or
+    update the account's connection with the JWT and the tokens (encrypted). Connecting an
+    account again replaces its JWT and tokens; a refresh in flight stores nothing after.
+
+    The JWT is checked for shape before anything is sent. Raises
+    `RingCentralCredentialInvalid` (not a JWT), `RingCentralNotConfigured` (no app
+    credentials), `RingCentralRefused` (400: RingCentral refused the JWT; 401: the app;
+    403: the JWT's extension is not an account admin) or `RingCentralUnavailable`. No
+    transaction is open while RingCentral is asked.
+    """
+    jwt = (jwt or "").strip()
+    if len(jwt) > _JWT_MAX_LENGTH or not _JWT_SHAPE.fullmatch(jwt):
+        raise RingCentralCredentialInvalid(
+            "That is not a RingCentral JWT credential (three dot-separated parts)."
+        )
+    tokens = rc_token_from_jwt(jwt=jwt)
+    try:
+        extension = rc_extension_get(access_token=tokens.access_token)
+    except RingCentralRefused as exc:
+        raise RingCentralUnavailable("RingCentral refused the token it had just issued") from exc
+    if not extension.is_admin:
+        raise RingCentralRefused(
+            403,
+            f"The JWT belongs to extension {extension.extension_id}, which is not an admin of account "
+            f"{extension.account_id}: server-side logging needs an admin's JWT.",
+        )
+    return _ringcentral_connection_store(
+        account_id=extension.account_id,
+        extension_id=extension.extension_id,
+        name=extension.name,
+        jwt=jwt,
+        tokens=tokens,
+    )
+
+
+@transaction.atomic
+def _ringcentral_connection_store(
+    *, account_id: str, extension_id: str, name: str, jwt: str, tokens: RcTokens
+) -> RingCentralConnection:
+    """Create or update the account's connection with new credentials, locked against a
+    concurrent connect or refresh."""
+    # One save, so the history has one row for one connect (the unique account id stops
+    # a concurrent first connect of the same account).
+    row = RingCentralConnection.objects.select_for_update().filter(
+        rc_account_id=account_id
+    ).first() or RingCentralConnection(rc_account_id=account_id)
+    now = timezone.now()
+    row.rc_extension_id = extension_id
+    row.name = name
+    row.jwt = jwt
+    row.access_token = tokens.access_token
+    row.refresh_token = tokens.refresh_token
+    row.token_expiry = tokens.expires_at
+    # A refresher still holding the old pair must not store over the new one.
+    row.token_version += 1
+    row.refresh_lease_owner = ""
+    row.refresh_lease_until = None
+    row.connected_at = now
+    row.token_refreshed_at = now
+    row.last_error = ""
+    row.save()
+    return row
+
+
+_rc_token_locks: dict[int, threading.Lock] = {}
+
+
+def _rc_token_lock(connection_id: int) -> threading.Lock:
+    with _token_locks_guard:
+        return _rc_token_locks.setdefault(connection_id, threading.Lock())
+
+
+def _rc_tokens_reload(connection: RingCentralConnection) -> None:
+    connection.refresh_from_db(fields=("access_token", "refresh_token", "token_expiry", "token_version"))
+
+
+def ringcentral_token_ensure(
+    *, connection: RingCentralConnection, rejected_version: int | None = None
+) -> None:
+    """Make `connection`'s access token good for the next RingCentral call (updating
+    `connection` in place): refreshed when it expires within TOKEN_REFRESH_MARGIN, or, with
+    `rejected_version`, when RingCentral refused the token of that version and no one has
+    replaced it since.
+
+    Single-flight, as `crm_user_token_ensure`: the threads of a process queue on a lock;
+    across processes one claims a lease on the row with a compare-and-set on the token
+    version it saw, calls the token endpoint with no transaction open and stores the new
+    pair; the others wait for the version to change. A refused refresh token (RingCentral's
+    last a week unless used) is replaced through the stored JWT; when RingCentral refuses
+    that too, the row's `last_error` says so and `RingCentralRefused(401)` is raised: the
+    account must be connected again. Other failures are raised as they are.
+    """
+
+    def needed() -> bool:
+        if rejected_version is not None:
+            return connection.token_version == rejected_version
+        expiry = connection.token_expiry
+        return not connection.access_token or (
+            expiry is not None and expiry - timezone.now() <= TOKEN_REFRESH_MARGIN
+        )
+
+    if not needed():
+        return
+    with _rc_token_lock(connection.pk):
+        _rc_tokens_reload(connection)  # another thread of this process may have refreshed it
+        if not needed():
+            return
+        deadline = time.monotonic() + TOKEN_REFRESH_WAIT_SECONDS
+        pause = 0.05
+        while True:
+            seen = connection.token_version
+            lease = secrets.token_hex(16)
+            now = timezone.now()
+            won = (
+                RingCentralConnection.objects.filter(pk=connection.pk, token_version=seen)
+                .filter(Q(refresh_lease_until__isnull=True) | Q(refresh_lease_until__lt=now))
+                .update(refresh_lease_owner=lease, refresh_lease_until=now + TOKEN_REFRESH_LEASE)
+            )
+            if won:
+                _rc_token_refresh(connection=connection, seen=seen, lease=lease)
+                return
+            _rc_tokens_reload(connection)
+            if connection.token_version != seen:
+                return  # another process refreshed it
+            if time.monotonic() >= deadline:
+                raise RingCentralUnavailable(
+                    "Timed out waiting for another request's RingCentral token refresh"
+                )
+            time.sleep(pause)
+            pause = min(pause * 2, 1.0)
+
+
+def _rc_token_refresh(*, connection: RingCentralConnection, seen: int, lease: str) -> None:
+    """Refresh the tokens while holding the lease `lease`; store them and end the lease."""
+    holder = RingCentralConnection.objects.filter(pk=connection.pk, refresh_lease_owner=lease)
+    try:
+        try:
+            if not connection.refresh_token:
+                raise RingCentralRefused(400, "No refresh token is stored")
+            tokens = rc_token_refresh(refresh_token=connection.refresh_token)
+        except RingCentralRefused:
+            if not connection.jwt:
+                raise
+            tokens = rc_token_from_jwt(jwt=connection.jwt)
+    except RingCentralRefused as exc:
+        holder.update(
+            refresh_lease_until=None, last_error=f"{exc} Connect the account again with a new JWT."[:500]
+        )
+        _rc_tokens_reload(connection)
+        if connection.token_version != seen:
+            return  # connected again meanwhile: use the new pair
+        raise RingCentralRefused(
+            401, "RingCentral refused the account's credentials; connect it again with a new JWT."
+        ) from exc
+    except RingCentralError as exc:
+        holder.update(refresh_lease_until=None, last_error=str(exc)[:500])
+        raise
+    now = timezone.now()
+    stored = holder.update(
+        access_token=tokens.access_token,
+        refresh_token=tokens.refresh_token,
+        token_expiry=tokens.expires_at,
+        token_version=F("token_version") + 1,
+        token_refreshed_at=now,
+        refresh_lease_owner="",
+        refresh_lease_until=None,
+        last_error="",
+    )
+    if not stored:
+        _rc_tokens_reload(connection)  # connected again meanwhile: that pair stands
+        return
+    connection.access_token, connection.refresh_token, connection.token_expiry = (
+        tokens.access_token,
+        tokens.refresh_token,
+        tokens.expires_at,
+    )
+    connection.token_version = seen + 1

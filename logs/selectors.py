@@ -83,6 +83,13 @@ def call_log_find_logged(
     ).get(session_id)
 
 
+def call_log_last_failure(*, log: CallLog) -> dict[str, Any]:
+    """The detail of the log's last CRM failure (error, status, `retryAfter` when the CRM
+    throttled), or {} when it has none."""
+    event = log.events.filter(kind=EventKind.CRM_FAILED).order_by("-id").only("detail").first()
+    return dict(event.detail) if event is not None and isinstance(event.detail, dict) else {}
+
+
 def placeholder_find_in_scope(*, user: CrmUser, contact_id: str) -> int | None:
     """The id of the ready placeholder contact `contact_id` is in the registry, in the
     user's scope (the user's RingCentral account, or the user alone when not linked to one)

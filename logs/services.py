@@ -660,7 +660,7 @@ def _call_log_decide(*, user: CrmUser, client: CrmClient, request: CallLogReques
         phone_number=request.phone_number,
         raw_number=request.raw_number,
         given_contact=given,
-        caller_id_name=_caller_id_name(request.log_info),
+        caller_id_name=caller_id_name_of(request.log_info),
         traffic=None if given else _call_traffic(request.log_info, user=user),
     )
 
@@ -720,7 +720,8 @@ def _message_traffic(
     )
 
 
-def _caller_id_name(log_info: JsonDict) -> str:
+def caller_id_name_of(log_info: JsonDict) -> str:
+    """The name RingCentral shows for the other party of a call (its Caller ID name)."""
     party = log_info.get("from") if log_info.get("direction") == "Inbound" else log_info.get("to")
     return str((party or {}).get("name") or "")
 

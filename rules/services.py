@@ -1280,3 +1280,18 @@ def rule_row_delete(*, row: RuleSetting | PlaceholderNameTemplate | BlockedNumbe
     """Delete an admin row (its history is kept) and drop the cache."""
     row.delete()
     _rules_changed()
+
+
+def placeholder_name_for(
+    *, user: CrmUser, client: CrmClient, phone_number: str, caller_id_name: str, direction: str
+) -> tuple[str, str]:
+    """The name and contact type the user's rules give a placeholder for this number: what
+    an admin creating one by hand for a call left to a person gets (`sscl`)."""
+    name, contact_type, _ = _placeholder_name_and_type(
+        client=client,
+        rules=rule_values_get(user=user),
+        phone_number=phone_number,
+        caller_id_name=caller_id_name,
+        traffic=LogTraffic(kind="call", direction=direction),
+    )
+    return name, contact_type

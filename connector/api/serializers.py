@@ -1120,6 +1120,42 @@ class AdminSettingsUpdateInputSerializer(CachedFieldsSerializer):
     )
 
 
+class ServerSideLoggingOptionsSerializer(CachedFieldsSerializer):
+    enabled = serializers.BooleanField(help_text="Log every call of the account from the server.")
+    ownerMode = serializers.ChoiceField(
+        choices=("admin", "agent"),
+        required=False,
+        default="admin",
+        help_text="Whose CRM identity the logs carry: the admin's, or the agent's where mapped.",
+    )
+    blockedNumbers = serializers.ListField(
+        child=StrictCharField(max_length=32),
+        required=False,
+        default=list,
+        max_length=1000,
+        help_text="E.164 and extension numbers whose calls are never logged.",
+    )
+
+
+@extend_schema_field({"type": "object", "additionalProperties": False, "maxProperties": 0})
+class NoAdditionalFieldsField(ObjectField):
+    """`additionalFieldValues` of a connector that declares no additional fields: `{}`."""
+
+    def to_internal_value(self, data: Any) -> dict[str, Any]:
+        values = super().to_internal_value(data)
+        if values:
+            names = ", ".join(sorted(str(name) for name in values))
+            raise serializers.ValidationError(f"This connector has no additional fields: {names}.")
+        return values
+
+
+class ServerLoggingSettingsInputSerializer(CachedFieldsSerializer):
+    additionalFieldValues = NoAdditionalFieldsField(
+        help_text="Values of the connector's additional server-side logging fields; none are declared, so {}."
+    )
+    serverSideLogging = ServerSideLoggingOptionsSerializer(required=False)
+
+
 # --- outputs -----------------------------------------------------------------------------
 
 

@@ -20,4 +20,9 @@ urlpatterns = [
     path("user/settings", views.UserSettingsApi.as_view(), name="user-settings"),
     path("user/preloadSettings", views.UserPreloadSettingsApi.as_view(), name="user-preload-settings"),
     path("admin/settings", views.AdminSettingsApi.as_view(), name="admin-settings"),
+    path(
+        "admin/serverLoggingSettings",
+        views.ServerLoggingSettingsApi.as_view(),
+        name="server-logging-settings",
+    ),
 ]

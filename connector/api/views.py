@@ -79,6 +79,8 @@ from rules.selectors import (
     settings_merge,
 )
 from rules.services import account_ensure, admin_settings_apply, placeholder_contact_create_manual
+from sscl.selectors import server_logging_state
+from sscl.services import ServerLoggingError, server_logging_apply
 
 # What /api/docs/ shows is written for API users, here and in serializers.py; the
 # docstrings are for developers and never reach the schema (DISABLE_DOCSTRING_DESCRIPTIONS).
@@ -1098,6 +1100,53 @@ class AdminSettingsApi(ConnectorApi):
             rc_account_id=extension.account_id, settings=data["adminSettings"]["userSettings"]
         )
         return HttpResponse("Admin settings updated", content_type="text/html; charset=utf-8")
+
+
+class ServerLoggingSettingsApi(ConnectorApi):
+    """GET and POST /admin/serverLoggingSettings: server-side call logging for the caller's
+    RingCentral account (see sscl).
+
+    Differs from the peer, whose route only stores connector-specific
+    `additionalFieldValues`: no connector here declares such fields, so only `{}` is
+    accepted for them; `serverSideLogging` turns logging on or off with its options, which
+    needs the RingCentral admin's token too (the peer checks no admin role here). The
+    logs are written with the calling user's CRM credentials.
+    """
+
+    @extend_schema(parameters=[JWT_PARAM], responses={200: OpenApiTypes.OBJECT, **ERRORS_400})
+    def get(self, request: Request) -> HttpResponse:
+        identity = self.require_identity()
+        user = crm_user_get(user_id=identity.user_id)
+        if user is None:
+            raise PlainTextError("User not found")
+        return Response(server_logging_state(rc_account_id=user.rc_account_id))
+
+    @extend_schema(
+        request=io.ServerLoggingSettingsInputSerializer,
+        parameters=[JWT_PARAM],
+        responses={200: OpenApiTypes.OBJECT, **ERRORS_400, (403, "text/plain"): TEXT},
+    )
+    def post(self, request: Request) -> HttpResponse:
+        identity = self.require_identity()
+        user = crm_user_get(user_id=identity.user_id)
+        if user is None:
+            raise PlainTextError("User not found")
+        data = self.validated(io.ServerLoggingSettingsInputSerializer, request.data)
+        options = data.get("serverSideLogging")
+        if options is None:
+            return Response(server_logging_state(rc_account_id=user.rc_account_id))
+        extension = _rc_admin(request)
+        try:
+            server_logging_apply(
+                rc_account_id=extension.account_id,
+                crm_user_id=user.pk,
+                enabled=options["enabled"],
+                owner_mode=options["ownerMode"],
+                blocked_numbers=options["blockedNumbers"],
+            )
+        except ServerLoggingError as exc:
+            raise ErrorObject(str(exc)) from exc
+        return Response(server_logging_state(rc_account_id=extension.account_id))
 
 
 # --- one URL, several operations ---------------------------------------------------------

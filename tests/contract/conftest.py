@@ -54,6 +54,8 @@ SERVED_OPERATIONS: frozenset[tuple[str, str]] = frozenset(
         ("GET", "/user/preloadSettings"),
         ("GET", "/admin/settings"),
         ("POST", "/admin/settings"),
+        ("GET", "/admin/serverLoggingSettings"),
+        ("POST", "/admin/serverLoggingSettings"),
     }
 )
 
