@@ -52,6 +52,8 @@ class AdminSettingsFieldExtension(OpenApiSerializerFieldExtension):
 ENUM_DESCRIPTIONS = {
     "DirectionEnum": "The call's or message's direction, as RingCentral reports it.",
     "NullEnum": "No value (null).",
+    "OwnerModeEnum": "Whose CRM identity server-side call logs carry: the administrator's (admin), or "
+    "the agent's where one is mapped (agent).",
 }
 
 

@@ -1120,6 +1120,7 @@ class AdminSettingsUpdateInputSerializer(CachedFieldsSerializer):
     )
 
 
+@extend_schema_serializer(description="Server-side call logging's options for the account.")
 class ServerSideLoggingOptionsSerializer(CachedFieldsSerializer):
     enabled = serializers.BooleanField(help_text="Log every call of the account from the server.")
     ownerMode = serializers.ChoiceField(
@@ -1149,11 +1150,17 @@ class NoAdditionalFieldsField(ObjectField):
         return values
 
 
+@extend_schema_serializer(description="Server-side call logging settings to apply to the account.")
 class ServerLoggingSettingsInputSerializer(CachedFieldsSerializer):
     additionalFieldValues = NoAdditionalFieldsField(
         help_text="Values of the connector's additional server-side logging fields; none are declared, so {}."
     )
-    serverSideLogging = ServerSideLoggingOptionsSerializer(required=False)
+    serverSideLogging = ServerSideLoggingOptionsSerializer(
+        required=False,
+        help_text=(
+            "Turns server-side call logging on or off, with its options. Leave it out to change nothing."
+        ),
+    )
 
 
 # --- outputs -----------------------------------------------------------------------------

@@ -1113,7 +1113,23 @@ class ServerLoggingSettingsApi(ConnectorApi):
     logs are written with the calling user's CRM credentials.
     """
 
-    @extend_schema(parameters=[JWT_PARAM], responses={200: OpenApiTypes.OBJECT, **ERRORS_400})
+    @extend_schema(
+        tags=[SETTINGS],
+        summary="Read the account's server-side call logging",
+        description="Whether the server logs every call of the user's RingCentral account by itself "
+        "(server-side call logging), whose CRM identity the logs carry, the numbers never logged, and "
+        "the health of the RingCentral subscription that delivers the calls. additionalFields is always "
+        "empty: no connector here declares extra server-side logging fields.",
+        parameters=[JWT_PARAM],
+        responses={
+            200: _ok(
+                "additionalFields, additionalFieldValues, and serverSideLogging: enabled, ownerMode, "
+                "blockedNumbers, the CRM user whose credentials write the logs, and the subscription's "
+                "status, expiry, last delivery and last error."
+            ),
+            **ERRORS_400,
+        },
+    )
     def get(self, request: Request) -> HttpResponse:
         identity = self.require_identity()
         user = crm_user_get(user_id=identity.user_id)
@@ -1122,9 +1138,16 @@ class ServerLoggingSettingsApi(ConnectorApi):
         return Response(server_logging_state(rc_account_id=user.rc_account_id))
 
     @extend_schema(
+        tags=[SETTINGS],
+        summary="Turn server-side call logging on or off",
+        description="With serverSideLogging, turns server-side call logging on or off for the account "
+        "and sets its options; that needs the RingCentral access token of an administrator of the "
+        "account (X-RC-Access-Token) as well as the JWT, and the logs are then written with this user's "
+        "CRM credentials. Without serverSideLogging nothing changes and the answer is the current state. "
+        "additionalFieldValues must be {}: no connector here declares extra fields.",
         request=io.ServerLoggingSettingsInputSerializer,
         parameters=[JWT_PARAM],
-        responses={200: OpenApiTypes.OBJECT, **ERRORS_400, (403, "text/plain"): TEXT},
+        responses={200: _ok("The state after the change, as the GET answers it."), **ERRORS_400, **FORBIDDEN},
     )
     def post(self, request: Request) -> HttpResponse:
         identity = self.require_identity()
