@@ -1295,7 +1295,9 @@ class MessageLogOutputSerializer(OmitNoneSerializer):
 class ErrorOutputSerializer(CachedFieldsSerializer):
     successful = serializers.BooleanField(required=False, help_text="Always false.")
     returnMessage = ReturnMessageField(required=False, help_text=RETURN_MESSAGE)
-    errors = serializers.DictField(
+    # The JSON key is "errors"; DRF's metaclass takes declared fields off the class, so
+    # Serializer.errors is not shadowed at run time.
+    errors = serializers.DictField(  # type: ignore[assignment]
         child=serializers.ListField(child=serializers.CharField()),
         required=False,
         help_text=(
