@@ -82,6 +82,7 @@ PAGES = (
     Shot("login", "/admin/login/", login=False),
     Shot("admin-index", "/admin/"),
     Shot("rules-index", "/admin/rules/"),
+    Shot("rules-page", "/admin/rules/rulesetting/page/"),
     Shot("rule-settings", "/admin/rules/rulesetting/"),
     Shot("rule-setting-add", "/admin/rules/rulesetting/add/"),
     Shot("default-placeholder-names", "/admin/rules/placeholdernametemplate/"),
