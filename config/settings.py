@@ -201,13 +201,52 @@ REST_FRAMEWORK = {
     "UNICODE_JSON": True,
 }
 
+# /api/docs/ is for API users: descriptions come only from the texts given for the purpose
+# (extend_schema, help_text, connector/api/schema.py), never from the developers' docstrings.
 SPECTACULAR_SETTINGS = {
-    "TITLE": "App Connect connector server (Python)",
+    "TITLE": "App Connect connector server",
     "DESCRIPTION": (
-        "App Connect's connector HTTP API, wire-compatible with the published Node.js "
-        "server, served by Django with server-side auto-logging rules."
+        "The HTTP API RingCentral App Connect's client calls to log calls and messages into a CRM. "
+        "It answers as App Connect's own server does, and decides on the server what to do with "
+        "callers the CRM does not know (the auto-logging rules, set by administrators).\n\n"
+        "Log in first (POST /apiKeyLogin, or GET /oauth-callback for OAuth CRMs): the answer's "
+        "jwtToken authenticates every other call, sent in the Authorization header after Bearer "
+        "(or, for older clients, as the jwtToken query parameter). Bodies are JSON.\n\n"
+        "Errors: invalid input is a 400 JSON naming each bad field (errors) with a message the "
+        "client can show (returnMessage), and nothing is written; a missing or invalid JWT is a 400 "
+        "in plain text (Please go to Settings and authorize CRM platform); a CRM session the CRM "
+        "ended is a 401 (errorCode CRM_SESSION_REVOKED)."
     ),
     "VERSION": "0.1.0",
+    "DISABLE_DOCSTRING_DESCRIPTIONS": True,
+    # Bodies open on their fields, each with its description, rather than on a bare example.
+    "SWAGGER_UI_SETTINGS": {"defaultModelRendering": "model", "defaultModelExpandDepth": 2},
+    "ENUM_GENERATE_CHOICE_DESCRIPTION": False,
+    "TAGS": [
+        {
+            "name": "Server and platforms",
+            "description": "Is the server up, and what each CRM platform offers.",
+        },
+        {
+            "name": "Logging in to a CRM",
+            "description": "Connect a user to their CRM and get the JWT for every other call.",
+        },
+        {"name": "Contacts", "description": "Find CRM contacts by number or name, and create them."},
+        {
+            "name": "Call logs",
+            "description": "Log calls as CRM activities, check which are logged, and update them.",
+        },
+        {"name": "Message logs", "description": "Log SMS, MMS, fax and voicemail messages."},
+        {
+            "name": "Settings",
+            "description": "The user's settings and the settings account administrators set for every "
+            "user, the auto-logging rules among them.",
+        },
+    ],
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "connector.api.schema.describe_enums",
+    ],
     "SERVE_INCLUDE_SCHEMA": False,
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",

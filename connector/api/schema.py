@@ -46,3 +46,21 @@ class AdminSettingsFieldExtension(OpenApiSerializerFieldExtension):
             "required": ["userSettings"],
             "additionalProperties": False,
         }
+
+
+# The enum components drf-spectacular makes from choice fields, as users read them.
+ENUM_DESCRIPTIONS = {
+    "DirectionEnum": "The call's or message's direction, as RingCentral reports it.",
+    "NullEnum": "No value (null).",
+    "OwnerModeEnum": "Whose CRM identity server-side call logs carry: the administrator's (admin), or "
+    "the agent's where one is mapped (agent).",
+}
+
+
+def describe_enums(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict[str, Any]:
+    """POSTPROCESSING_HOOKS entry: gives the enum components their description."""
+    schemas = result.get("components", {}).get("schemas", {})
+    for name, description in ENUM_DESCRIPTIONS.items():
+        if name in schemas:
+            schemas[name]["description"] = description
+    return result

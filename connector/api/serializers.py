@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from drf_spectacular.utils import extend_schema_field
+from drf_spectacular.utils import extend_schema_field, extend_schema_serializer
 from rest_framework import serializers
 from rest_framework.utils.serializer_helpers import BindingDict
 
@@ -152,41 +152,137 @@ def text(**kwargs: Any) -> StrictCharField:
 # --- inputs ------------------------------------------------------------------------------
 
 
+@extend_schema_serializer(description="Logging in to a CRM that uses API keys.")
 class ApiKeyLoginInputSerializer(CachedFieldsSerializer):
-    platform = StrictCharField(max_length=64)
-    apiKey = text(max_length=2000)
-    hostname = text(max_length=255)
-    proxyId = text(max_length=255)
-    connectorId = text(max_length=255)
-    additionalInfo = ObjectField(required=False)
-    devRcAccountId = IdField(required=False, max_length=64)
-    isPrivate = serializers.BooleanField(required=False)
-    rcAccessToken = text(max_length=4000)
+    platform = StrictCharField(
+        max_length=64,
+        help_text="The CRM platform to log in to, as named in the manifest (for example builtin).",
+    )
+    apiKey = text(
+        max_length=2000,
+        help_text=(
+            "The user's API key for the CRM. The CRM checks it; the server keeps it encrypted and never "
+            "returns it."
+        ),
+    )
+    hostname = text(max_length=255, help_text="The CRM's host name, for CRMs with one address per company.")
+    proxyId = text(
+        max_length=255,
+        help_text="The id of a proxy connector configuration, for CRMs reached through a proxy connector.",
+    )
+    connectorId = text(
+        max_length=255, help_text="Accepted for compatibility with App Connect's client; not used."
+    )
+    additionalInfo = ObjectField(
+        required=False,
+        help_text=(
+            "Extra login fields the platform's manifest asks for (for example a user name or a company id). "
+            "An apiKey given here is used when the apiKey field is empty."
+        ),
+    )
+    devRcAccountId = IdField(
+        required=False,
+        max_length=64,
+        help_text="Accepted for compatibility with App Connect's client; not used.",
+    )
+    isPrivate = serializers.BooleanField(
+        required=False, help_text="Accepted for compatibility with App Connect's client; not used."
+    )
+    rcAccessToken = text(
+        max_length=4000,
+        help_text=(
+            "The user's RingCentral access token (the X-RC-Access-Token header is preferred). It tells which"
+            " RingCentral account the user belongs to. The CRM user is then linked to that account, whose "
+            "auto-logging rules apply."
+        ),
+    )
 
 
 class OAuthCallbackQuerySerializer(CachedFieldsSerializer):
     """GET /oauth-callback's query (appconnect-api.md §2.5). Everything is optional here:
     the view answers the peer's texts for a missing `callbackUri` or platform."""
 
-    callbackUri = text(max_length=4000)
-    code = text(max_length=2000)
-    state = text(max_length=2000)
-    hostname = text(max_length=255)
-    tokenUrl = text(max_length=2000)
-    apiUrl = text(max_length=2000)
-    username = text(max_length=255)
-    proxyId = text(max_length=255)
-    rcAccountId = text(max_length=64)
-    rcExtensionId = text(max_length=64)
-    userEmail = text(max_length=320)
-    rcAccessToken = text(max_length=4000)
+    callbackUri = text(
+        max_length=4000,
+        help_text=(
+            "The full address the CRM sent the browser back to after the user consented, with its code and "
+            "state."
+        ),
+    )
+    code = text(max_length=2000, help_text="The authorization code, when it is not in callbackUri.")
+    state = text(
+        max_length=2000,
+        help_text=(
+            "The OAuth state, when it is not in callbackUri: a query string naming the platform "
+            "(platform=pipedrive) and, for some CRMs, the hostname."
+        ),
+    )
+    hostname = text(max_length=255, help_text="The CRM's host name, for CRMs with one address per company.")
+    tokenUrl = text(
+        max_length=2000,
+        help_text="The CRM's token address, for CRMs whose OAuth addresses differ per company.",
+    )
+    apiUrl = text(
+        max_length=2000, help_text="The CRM's API address, for CRMs whose API address differs per company."
+    )
+    username = text(
+        max_length=255, help_text="The CRM user name, for CRMs that need it to complete the login."
+    )
+    proxyId = text(
+        max_length=255,
+        help_text="The id of a proxy connector configuration, for CRMs reached through a proxy connector.",
+    )
+    rcAccountId = text(
+        max_length=64,
+        help_text=(
+            "App Connect's hashed RingCentral account id. The user is linked to this account only when the "
+            "account's own OAuth app was used, or when a RingCentral access token of that account comes with"
+            " the request."
+        ),
+    )
+    rcExtensionId = text(
+        max_length=64, help_text="Accepted for compatibility with App Connect's client; not used."
+    )
+    userEmail = text(
+        max_length=320, help_text="The user's email address, for CRMs that need it to complete the login."
+    )
+    rcAccessToken = text(
+        max_length=4000,
+        help_text=(
+            "The user's RingCentral access token (the X-RC-Access-Token header is preferred). It tells which"
+            " RingCentral account the user belongs to."
+        ),
+    )
 
 
 class ContactLookupQuerySerializer(CachedFieldsSerializer):
-    phoneNumber = serializers.CharField(max_length=64, trim_whitespace=False)
-    overridingFormat = serializers.CharField(required=False, allow_blank=True, max_length=500)
-    isExtension = BooleanFlagField(required=False, default=False)
-    isForceRefreshAccountData = BooleanFlagField(required=False, default=False)
+    phoneNumber = serializers.CharField(
+        max_length=64,
+        trim_whitespace=False,
+        help_text=(
+            "The number to look up, in any common format (E.164 is best; encode its + as %2B). With "
+            "isExtension, an extension number (digits only)."
+        ),
+    )
+    overridingFormat = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=500,
+        help_text=(
+            "Extra number formats to search with, comma-separated, for CRMs that store numbers in a local "
+            "format (for example (***) ***-****)."
+        ),
+    )
+    isExtension = BooleanFlagField(
+        required=False,
+        default=False,
+        help_text="true when phoneNumber is an extension number rather than a phone number.",
+    )
+    isForceRefreshAccountData = BooleanFlagField(
+        required=False,
+        default=False,
+        help_text="Accepted for compatibility with App Connect's client; not used.",
+    )
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         raw = attrs["phoneNumber"]
@@ -206,48 +302,101 @@ class ContactLookupQuerySerializer(CachedFieldsSerializer):
 
 
 class ContactSearchQuerySerializer(CachedFieldsSerializer):
-    name = serializers.CharField(max_length=255, allow_blank=True)
+    name = serializers.CharField(
+        max_length=255, allow_blank=True, help_text="The name, or part of it, to search for."
+    )
 
 
+@extend_schema_serializer(description="A contact to create in the CRM.")
 class ContactCreateInputSerializer(CachedFieldsSerializer):
-    phoneNumber = PhoneNumberField(max_length=64)
-    newContactName = StrictCharField(max_length=255)
-    newContactType = text(max_length=64)
-    additionalSubmission = ObjectField(required=False)
+    phoneNumber = PhoneNumberField(
+        max_length=64, help_text="The new contact's phone number, in any common format."
+    )
+    newContactName = StrictCharField(max_length=255, help_text="The new contact's name.")
+    newContactType = text(
+        max_length=64,
+        help_text=(
+            "The CRM record type to create, one of the contactTypes of the platform's manifest (default: the"
+            " first of them)."
+        ),
+    )
+    additionalSubmission = ObjectField(
+        required=False,
+        help_text=(
+            "Values of the extra fields the platform's manifest defines for this form, passed to the CRM as "
+            "sent."
+        ),
+    )
 
 
+@extend_schema_serializer(
+    description=(
+        "A party to a call: number, extension and name. Other keys are accepted and passed on to the CRM."
+    )
+)
 class PartySerializer(OpenObjectSerializer):
-    phoneNumber = text(max_length=64, allow_null=True)
-    extensionNumber = text(max_length=32, allow_null=True)
-    name = text(max_length=255, allow_null=True)
+    phoneNumber = text(max_length=64, allow_null=True, help_text="The party's phone number.")
+    extensionNumber = text(
+        max_length=32,
+        allow_null=True,
+        help_text="The party's extension number, for a party inside the RingCentral account.",
+    )
+    name = text(
+        max_length=255,
+        allow_null=True,
+        help_text="The party's name as RingCentral knows it (for example the caller ID name).",
+    )
 
 
+@extend_schema_serializer(description="A recording or voicemail: its RingCentral id and links.")
 class LinkSerializer(OpenObjectSerializer):
     """A recording or voicemail reference: `{id?, uri?, link?}`."""
 
-    id = IdField(required=False, allow_null=True)
-    uri = text(max_length=2000, allow_null=True)
-    link = text(max_length=2000, allow_null=True)
+    id = IdField(required=False, allow_null=True, help_text="RingCentral's id of the recording or voicemail.")
+    uri = text(max_length=2000, allow_null=True, help_text="RingCentral's API address of the media.")
+    link = text(max_length=2000, allow_null=True, help_text="A link a person can open to play the media.")
 
 
+@extend_schema_serializer(
+    description="A message attachment: a voicemail recording, a fax document, or an MMS image or video."
+)
 class AttachmentSerializer(OpenObjectSerializer):
     """A message attachment (recording, fax document, MMS image or video)."""
 
-    id = IdField(required=False, allow_null=True)
-    type = text(max_length=64, allow_null=True)
-    uri = text(max_length=2000, allow_null=True)
-    link = text(max_length=2000, allow_null=True)
-    contentType = text(max_length=200, allow_null=True)
+    id = IdField(required=False, allow_null=True, help_text="RingCentral's id of the attachment.")
+    type = text(
+        max_length=64,
+        allow_null=True,
+        help_text=(
+            "RingCentral's attachment type (for example AudioRecording, RenderedDocument, MmsAttachment)."
+        ),
+    )
+    uri = text(max_length=2000, allow_null=True, help_text="RingCentral's API address of the attachment.")
+    link = text(
+        max_length=2000, allow_null=True, help_text="A link a person can open to see or play the attachment."
+    )
+    contentType = text(
+        max_length=200, allow_null=True, help_text="The attachment's media type (for example image/png)."
+    )
 
 
+@extend_schema_serializer(
+    description="One leg of the call's journey: a transfer, a forward, or a ring group member answering."
+)
 class LegSerializer(OpenObjectSerializer):
     """One leg of a call's journey."""
 
-    from_ = PartySerializer(required=False, allow_null=True)
-    to = PartySerializer(required=False, allow_null=True)
-    direction = text(max_length=16, allow_null=True)
-    legType = text(max_length=64, allow_null=True)
-    duration = serializers.JSONField(required=False, allow_null=True)
+    from_ = PartySerializer(required=False, allow_null=True, help_text="Who this leg came from.")
+    to = PartySerializer(required=False, allow_null=True, help_text="Who this leg went to.")
+    direction = text(max_length=16, allow_null=True, help_text="Inbound or Outbound.")
+    legType = text(
+        max_length=64,
+        allow_null=True,
+        help_text="RingCentral's leg type (for example Accept, FindMe, Voicemail).",
+    )
+    duration = serializers.JSONField(
+        required=False, allow_null=True, help_text="The leg's length in seconds."
+    )
 
 
 @extend_schema_field(
@@ -286,20 +435,78 @@ class DurationField(serializers.JSONField):
         raise serializers.ValidationError('Must be a number of seconds or "pending".')
 
 
+@extend_schema_serializer(
+    description=(
+        "RingCentral's record of a call. Other keys RingCentral sends are accepted and passed on to the CRM."
+    )
+)
 class CallLogRecordSerializer(OpenObjectSerializer):
-    sessionId = IdField(max_length=128, allow_blank=False)
-    id = IdField(required=False, max_length=128)
-    telephonySessionId = IdField(required=False, max_length=128, allow_null=True)
-    direction = serializers.ChoiceField(choices=("Inbound", "Outbound"), required=False)
-    startTime = StartTimeField(required=False, allow_null=True)
-    duration = DurationField(required=False, allow_null=True)
-    result = text(max_length=64, allow_null=True)
-    customSubject = text(max_length=500, allow_null=True)
-    from_ = PartySerializer(required=False, allow_null=True)
-    to = PartySerializer(required=False, allow_null=True)
-    legs = serializers.ListField(child=LegSerializer(), required=False, allow_null=True)
-    recording = LinkSerializer(required=False, allow_null=True)
-    voicemail = LinkSerializer(required=False, allow_null=True)
+    sessionId = IdField(
+        max_length=128,
+        allow_blank=False,
+        help_text=(
+            "RingCentral's session id of the call. With the extension identity it names the log: the same "
+            "call cannot be logged twice."
+        ),
+    )
+    id = IdField(required=False, max_length=128, help_text="RingCentral's call-log record id.")
+    telephonySessionId = IdField(
+        required=False,
+        max_length=128,
+        allow_null=True,
+        help_text="RingCentral's telephony session id of the call.",
+    )
+    direction = serializers.ChoiceField(
+        choices=("Inbound", "Outbound"),
+        required=False,
+        help_text=(
+            "Inbound or Outbound. It says whose number names the contact: the caller (from) of an inbound "
+            "call, the called party (to) of an outbound one."
+        ),
+    )
+    startTime = StartTimeField(
+        required=False,
+        allow_null=True,
+        help_text="When the call started: an ISO 8601 date-time, or milliseconds since 1970-01-01 UTC.",
+    )
+    duration = DurationField(
+        required=False,
+        allow_null=True,
+        help_text=(
+            'The call\'s length in seconds, or "pending" while server-side call logging does not know it yet.'
+        ),
+    )
+    result = text(
+        max_length=64,
+        allow_null=True,
+        help_text="How the call ended, as RingCentral reports it (for example Accepted, Missed, Voicemail).",
+    )
+    customSubject = text(
+        max_length=500,
+        allow_null=True,
+        help_text="A subject for the CRM activity, instead of the one the server writes.",
+    )
+    from_ = PartySerializer(
+        required=False,
+        allow_null=True,
+        help_text=(
+            "The calling party. A caller who withheld their number is sent without phoneNumber (for example "
+            "with the name Anonymous)."
+        ),
+    )
+    to = PartySerializer(required=False, allow_null=True, help_text="The called party.")
+    legs = serializers.ListField(
+        child=LegSerializer(),
+        required=False,
+        allow_null=True,
+        help_text="The call's legs (transfers, forwards), written in the log as the call's journey.",
+    )
+    recording = LinkSerializer(
+        required=False, allow_null=True, help_text="The call's recording, when there is one."
+    )
+    voicemail = LinkSerializer(
+        required=False, allow_null=True, help_text="The voicemail the caller left, when there is one."
+    )
 
 
 def _e164_or_blank(raw: str) -> str:
@@ -336,26 +543,75 @@ _CALL_EXTRAS = (
 )
 
 
+@extend_schema_serializer(description="A call to log in the CRM.")
 class CallLogCreateInputSerializer(CachedFieldsSerializer):
-    logInfo = CallLogRecordSerializer()
-    contactId = IdField(required=False, allow_null=True)
-    contactType = text(max_length=64, allow_null=True)
-    contactName = text(max_length=255, allow_null=True)
-    note = text(max_length=100_000, allow_null=True)
-    additionalSubmission = ObjectField(required=False, allow_null=True)
-    extensionNumber = IdField(required=False, max_length=32)
-    hashedExtensionId = text(max_length=64)
-    rcExtensionId = IdField(required=False, max_length=64)
-    ringSenseAIScore = ObjectField(required=False, allow_null=True)
-    overridingFormat = serializers.JSONField(required=False, allow_null=True)
-    aiNote = text(max_length=100_000, allow_null=True)
-    transcript = text(max_length=1_000_000, allow_null=True)
-    voicemailLink = text(max_length=2000, allow_null=True)
-    voicemailMessageId = IdField(required=False, allow_null=True)
-    ringSenseTranscript = text(max_length=1_000_000, allow_null=True)
-    ringSenseSummary = text(max_length=100_000, allow_null=True)
-    ringSenseBulletedSummary = text(max_length=100_000, allow_null=True)
-    ringSenseLink = text(max_length=2000, allow_null=True)
+    logInfo = CallLogRecordSerializer(help_text="RingCentral's record of the call.")
+    contactId = IdField(
+        required=False,
+        allow_null=True,
+        help_text=(
+            "The CRM contact to log against. Leave it out (or send 0) to let the server's auto-logging rules"
+            " decide: log against the contact found by number, create a placeholder contact, or leave the "
+            "decision to the user, as the rules say."
+        ),
+    )
+    contactType = text(
+        max_length=64,
+        allow_null=True,
+        help_text="The CRM record type of the contact, one of the contactTypes of the platform's manifest.",
+    )
+    contactName = text(
+        max_length=255, allow_null=True, help_text="The contact's name, as shown in the CRM activity."
+    )
+    note = text(max_length=100_000, allow_null=True, help_text="The user's note on the call.")
+    additionalSubmission = ObjectField(
+        required=False,
+        allow_null=True,
+        help_text=(
+            "Values of the extra fields the platform's manifest defines for this form, passed to the CRM as "
+            "sent."
+        ),
+    )
+    extensionNumber = IdField(
+        required=False,
+        max_length=32,
+        help_text=(
+            "The RingCentral extension number of the user who logs. With hashedExtensionId it tells apart "
+            "logs of the same call made by different extensions."
+        ),
+    )
+    hashedExtensionId = text(
+        max_length=64, help_text="App Connect's hashed RingCentral extension id of the user who logs."
+    )
+    rcExtensionId = IdField(
+        required=False,
+        max_length=64,
+        help_text="The RingCentral extension id; the server hashes it when hashedExtensionId is not given.",
+    )
+    ringSenseAIScore = ObjectField(
+        required=False, allow_null=True, help_text="RingSense's scores of the call."
+    )
+    overridingFormat = serializers.JSONField(
+        required=False,
+        allow_null=True,
+        help_text="Accepted for compatibility with App Connect's client; not used.",
+    )
+    aiNote = text(max_length=100_000, allow_null=True, help_text="An AI-written summary of the call.")
+    transcript = text(max_length=1_000_000, allow_null=True, help_text="The call's transcript.")
+    voicemailLink = text(
+        max_length=2000, allow_null=True, help_text="A link to the voicemail left by the caller."
+    )
+    voicemailMessageId = IdField(
+        required=False, allow_null=True, help_text="RingCentral's message id of the voicemail."
+    )
+    ringSenseTranscript = text(
+        max_length=1_000_000, allow_null=True, help_text="RingSense's transcript of the call."
+    )
+    ringSenseSummary = text(max_length=100_000, allow_null=True, help_text="RingSense's summary of the call.")
+    ringSenseBulletedSummary = text(
+        max_length=100_000, allow_null=True, help_text="RingSense's summary of the call as a bulleted list."
+    )
+    ringSenseLink = text(max_length=2000, allow_null=True, help_text="A link to the call in RingSense.")
 
     extras_fields = (*_CALL_EXTRAS, "ringSenseAIScore")
 
@@ -384,91 +640,288 @@ class AccountContextQuerySerializer(CachedFieldsSerializer):
     """`rcAccountId`: App Connect's hashed RingCentral account id, naming whose admin
     settings apply."""
 
-    rcAccountId = serializers.CharField(required=False, allow_blank=True, max_length=64)
+    rcAccountId = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=64,
+        help_text="App Connect's hashed RingCentral account id: whose admin settings apply.",
+    )
 
 
 class CallLogLookupQuerySerializer(CachedFieldsSerializer):
-    sessionIds = serializers.CharField(max_length=2000)
-    extensionNumber = serializers.CharField(required=False, allow_blank=True, max_length=32)
-    hashedExtensionId = serializers.CharField(required=False, allow_blank=True, max_length=64)
-    requireDetails = BooleanFlagField(required=False, default=False)
+    sessionIds = serializers.CharField(
+        max_length=2000,
+        help_text="RingCentral session ids of the calls, comma-separated. Only the first 5 are checked.",
+    )
+    extensionNumber = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=32,
+        help_text="The user's extension number, to find the logs that extension made.",
+    )
+    hashedExtensionId = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=64,
+        help_text=(
+            "App Connect's hashed RingCentral extension id of the user, to find the logs that extension made."
+        ),
+    )
+    requireDetails = BooleanFlagField(
+        required=False,
+        default=False,
+        help_text="true to also read each log found from the CRM (its subject, note and other details).",
+    )
 
 
+@extend_schema_serializer(description="Changes to a logged call. Only the fields sent change in the CRM.")
 class CallLogUpdateInputSerializer(CachedFieldsSerializer):
-    sessionId = IdField(max_length=128, allow_blank=False)
-    extensionNumber = IdField(required=False, max_length=32)
-    hashedExtensionId = text(max_length=64)
-    rcExtensionId = IdField(required=False, max_length=64)
-    accountId = IdField(required=False, max_length=64)
-    subject = text(max_length=500, allow_null=True)
-    note = text(max_length=100_000, allow_null=True)
-    startTime = StartTimeField(required=False, allow_null=True)
-    duration = DurationField(required=False, allow_null=True)
-    result = text(max_length=64, allow_null=True)
-    direction = serializers.ChoiceField(choices=("Inbound", "Outbound"), required=False, allow_null=True)
-    from_ = PartySerializer(required=False, allow_null=True)
-    to = PartySerializer(required=False, allow_null=True)
-    legs = serializers.ListField(child=LegSerializer(), required=False, allow_null=True)
-    recordingLink = text(max_length=2000, allow_null=True)
-    recordingDownloadLink = text(max_length=2000, allow_null=True)
-    additionalSubmission = ObjectField(required=False, allow_null=True)
-    telephonySessionId = IdField(required=False, max_length=128)
-    aiNote = text(max_length=100_000, allow_null=True)
-    transcript = text(max_length=1_000_000, allow_null=True)
-    voicemailLink = text(max_length=2000, allow_null=True)
-    voicemailMessageId = IdField(required=False, allow_null=True)
-    ringSenseTranscript = text(max_length=1_000_000, allow_null=True)
-    ringSenseSummary = text(max_length=100_000, allow_null=True)
-    ringSenseBulletedSummary = text(max_length=100_000, allow_null=True)
-    ringSenseLink = text(max_length=2000, allow_null=True)
-    ringSenseAIScore = ObjectField(required=False, allow_null=True)
+    sessionId = IdField(
+        max_length=128, allow_blank=False, help_text="RingCentral's session id of the logged call."
+    )
+    extensionNumber = IdField(
+        required=False, max_length=32, help_text="The extension number of the user whose log to update."
+    )
+    hashedExtensionId = text(
+        max_length=64,
+        help_text="App Connect's hashed RingCentral extension id of the user whose log to update.",
+    )
+    rcExtensionId = IdField(
+        required=False,
+        max_length=64,
+        help_text="The RingCentral extension id; the server hashes it when hashedExtensionId is not given.",
+    )
+    accountId = IdField(
+        required=False,
+        max_length=64,
+        help_text="Accepted for compatibility with App Connect's client; not used.",
+    )
+    subject = text(max_length=500, allow_null=True, help_text="A new subject for the CRM activity.")
+    note = text(
+        max_length=100_000,
+        allow_null=True,
+        help_text="The user's note on the call, replacing the one logged.",
+    )
+    startTime = StartTimeField(
+        required=False,
+        allow_null=True,
+        help_text="When the call started: an ISO 8601 date-time, or milliseconds since 1970-01-01 UTC.",
+    )
+    duration = DurationField(
+        required=False,
+        allow_null=True,
+        help_text=(
+            'The call\'s length in seconds, or "pending" while server-side call logging does not know it yet.'
+        ),
+    )
+    result = text(
+        max_length=64,
+        allow_null=True,
+        help_text="How the call ended, as RingCentral reports it (for example Accepted, Missed, Voicemail).",
+    )
+    direction = serializers.ChoiceField(
+        choices=("Inbound", "Outbound"), required=False, allow_null=True, help_text="Inbound or Outbound."
+    )
+    from_ = PartySerializer(required=False, allow_null=True, help_text="The calling party.")
+    to = PartySerializer(required=False, allow_null=True, help_text="The called party.")
+    legs = serializers.ListField(
+        child=LegSerializer(),
+        required=False,
+        allow_null=True,
+        help_text="The call's legs (transfers, forwards), written in the log as the call's journey.",
+    )
+    recordingLink = text(
+        max_length=2000, allow_null=True, help_text="A link to the call's recording, once RingCentral has it."
+    )
+    recordingDownloadLink = text(
+        max_length=2000,
+        allow_null=True,
+        help_text="Accepted for compatibility with App Connect's client; not used.",
+    )
+    additionalSubmission = ObjectField(
+        required=False,
+        allow_null=True,
+        help_text=(
+            "Values of the extra fields the platform's manifest defines for this form, passed to the CRM as "
+            "sent."
+        ),
+    )
+    telephonySessionId = IdField(
+        required=False,
+        max_length=128,
+        help_text="Accepted for compatibility with App Connect's client; not used.",
+    )
+    aiNote = text(max_length=100_000, allow_null=True, help_text="An AI-written summary of the call.")
+    transcript = text(max_length=1_000_000, allow_null=True, help_text="The call's transcript.")
+    voicemailLink = text(
+        max_length=2000, allow_null=True, help_text="A link to the voicemail left by the caller."
+    )
+    voicemailMessageId = IdField(
+        required=False, allow_null=True, help_text="RingCentral's message id of the voicemail."
+    )
+    ringSenseTranscript = text(
+        max_length=1_000_000, allow_null=True, help_text="RingSense's transcript of the call."
+    )
+    ringSenseSummary = text(max_length=100_000, allow_null=True, help_text="RingSense's summary of the call.")
+    ringSenseBulletedSummary = text(
+        max_length=100_000, allow_null=True, help_text="RingSense's summary of the call as a bulleted list."
+    )
+    ringSenseLink = text(max_length=2000, allow_null=True, help_text="A link to the call in RingSense.")
+    ringSenseAIScore = ObjectField(
+        required=False, allow_null=True, help_text="RingSense's scores of the call."
+    )
 
     extras_fields = CallLogCreateInputSerializer.extras_fields
 
 
+@extend_schema_serializer(description="A note to keep until the server-side log of the call arrives.")
 class CallNoteCacheInputSerializer(CachedFieldsSerializer):
-    sessionId = IdField(max_length=128, allow_blank=False)
-    note = StrictCharField(allow_blank=True, trim_whitespace=False, max_length=100_000)
+    sessionId = IdField(
+        max_length=128,
+        allow_blank=False,
+        help_text="RingCentral's session id of the call the note belongs to.",
+    )
+    note = StrictCharField(
+        allow_blank=True,
+        trim_whitespace=False,
+        max_length=100_000,
+        help_text=(
+            "The note. It is written into the log when the server-side log of this call arrives without a "
+            "note of its own."
+        ),
+    )
 
 
+@extend_schema_serializer(
+    description=(
+        "One RingCentral message: an SMS, MMS, fax or voicemail. Other keys are accepted and passed on to "
+        "the CRM."
+    )
+)
 class MessageSerializer(OpenObjectSerializer):
-    id = IdField(max_length=100)
-    type = text(max_length=32)
-    direction = serializers.ChoiceField(choices=("Inbound", "Outbound"), required=False)
-    subject = text(max_length=100_000, allow_null=True)
-    creationTime = text(max_length=64, allow_null=True)
-    attachments = serializers.ListField(child=AttachmentSerializer(), required=False, allow_null=True)
-    conversationId = IdField(required=False, max_length=128, allow_null=True)
-    from_ = PartySerializer(required=False, allow_null=True)
-    to = serializers.ListField(child=PartySerializer(), required=False, allow_null=True)
+    id = IdField(
+        max_length=100, help_text="RingCentral's message id. A message already logged is not logged again."
+    )
+    type = text(
+        max_length=32, help_text="SMS (an MMS is an SMS with attachments), Fax, VoiceMail, Pager or Text."
+    )
+    direction = serializers.ChoiceField(
+        choices=("Inbound", "Outbound"), required=False, help_text="Inbound or Outbound."
+    )
+    subject = text(max_length=100_000, allow_null=True, help_text="The message's text.")
+    creationTime = text(
+        max_length=64, allow_null=True, help_text="When the message was sent or received (ISO 8601)."
+    )
+    attachments = serializers.ListField(
+        child=AttachmentSerializer(), required=False, allow_null=True, help_text="The message's attachments."
+    )
+    conversationId = IdField(
+        required=False, max_length=128, allow_null=True, help_text="RingCentral's conversation id."
+    )
+    from_ = PartySerializer(required=False, allow_null=True, help_text="The sender.")
+    to = serializers.ListField(
+        child=PartySerializer(), required=False, allow_null=True, help_text="The recipients."
+    )
 
 
+@extend_schema_serializer(description="An outside party of the conversation.")
 class CorrespondentSerializer(OpenObjectSerializer):
-    phoneNumber = StrictCharField(max_length=64)
-    name = text(max_length=255, allow_null=True)
+    phoneNumber = StrictCharField(
+        max_length=64,
+        help_text=(
+            "The party's phone number. The first correspondent's number is the one the contact is found by."
+        ),
+    )
+    name = text(max_length=255, allow_null=True, help_text="The party's name.")
 
 
+@extend_schema_serializer(description="A person, by name.")
 class NamedSerializer(OpenObjectSerializer):
-    name = text(max_length=255, allow_null=True)
+    name = text(max_length=255, allow_null=True, help_text="The person's name.")
 
 
+@extend_schema_serializer(description="A conversation's messages to log, with its outside parties.")
 class MessageConversationSerializer(OpenObjectSerializer):
-    messages = serializers.ListField(child=MessageSerializer(), max_length=1000)
-    correspondents = serializers.ListField(child=CorrespondentSerializer(), min_length=1)
-    conversationId = IdField(required=False, max_length=128, allow_null=True)
-    conversationLogId = IdField(required=False, max_length=150, allow_null=True)
-    owner = NamedSerializer(required=False, allow_null=True)
-    assignee = NamedSerializer(required=False, allow_null=True)
-    rcAccessToken = text(max_length=4000, allow_null=True)
+    messages = serializers.ListField(
+        child=MessageSerializer(),
+        max_length=1000,
+        help_text=(
+            "The messages, newest first as RingCentral lists them; at most 1000. Messages already logged are"
+            " skipped."
+        ),
+    )
+    correspondents = serializers.ListField(
+        child=CorrespondentSerializer(),
+        min_length=1,
+        help_text="The outside parties of the conversation; at least one.",
+    )
+    conversationId = IdField(
+        required=False, max_length=128, allow_null=True, help_text="RingCentral's conversation id."
+    )
+    conversationLogId = IdField(
+        required=False,
+        max_length=150,
+        allow_null=True,
+        help_text=(
+            "The client's key for one CRM activity (the client uses the conversation id and the day): "
+            "messages with the same key are added to the same activity."
+        ),
+    )
+    owner = NamedSerializer(
+        required=False,
+        allow_null=True,
+        help_text=(
+            "For a shared SMS inbox: who owns the conversation. A name here logs the whole conversation as "
+            "one activity."
+        ),
+    )
+    assignee = NamedSerializer(
+        required=False,
+        allow_null=True,
+        help_text="For a shared SMS inbox: who the conversation is assigned to.",
+    )
+    rcAccessToken = text(
+        max_length=4000,
+        allow_null=True,
+        help_text=(
+            "A RingCentral access token, used only to build download links for fax and MMS attachments."
+        ),
+    )
 
 
+@extend_schema_serializer(description="Messages of one conversation to log in the CRM.")
 class MessageLogCreateInputSerializer(CachedFieldsSerializer):
-    logInfo = MessageConversationSerializer()
-    contactId = IdField(required=False, allow_null=True)
-    contactType = text(max_length=64, allow_null=True)
-    contactName = text(max_length=255, allow_null=True)
-    additionalSubmission = ObjectField(required=False, allow_null=True)
-    overridingFormat = serializers.JSONField(required=False, allow_null=True)
+    logInfo = MessageConversationSerializer(help_text="The conversation's messages and parties.")
+    contactId = IdField(
+        required=False,
+        allow_null=True,
+        help_text=(
+            "The CRM contact to log against. Leave it out (or send 0) to let the server's auto-logging rules"
+            " decide: log against the contact found by number, create a placeholder contact, or leave the "
+            "decision to the user, as the rules say."
+        ),
+    )
+    contactType = text(
+        max_length=64,
+        allow_null=True,
+        help_text="The CRM record type of the contact, one of the contactTypes of the platform's manifest.",
+    )
+    contactName = text(
+        max_length=255, allow_null=True, help_text="The contact's name, as shown in the CRM activity."
+    )
+    additionalSubmission = ObjectField(
+        required=False,
+        allow_null=True,
+        help_text=(
+            "Values of the extra fields the platform's manifest defines for this form, passed to the CRM as "
+            "sent."
+        ),
+    )
+    overridingFormat = serializers.JSONField(
+        required=False,
+        allow_null=True,
+        help_text="Accepted for compatibility with App Connect's client; not used.",
+    )
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         _no_contact_when_zero(self, attrs)
@@ -493,15 +946,31 @@ class StrictBooleanField(serializers.BooleanField):
         return data
 
 
+@extend_schema_serializer(description="One setting: its value, and whether users may change it.")
 class UserSettingSerializer(OpenObjectSerializer):
     """One entry of a settings map (App Connect's `UserSetting`)."""
 
-    value = serializers.JSONField(required=False, allow_null=True)
-    customizable = StrictBooleanField(required=False)
-    isCustomizable = StrictBooleanField(required=False)
-    isRemoved = StrictBooleanField(required=False)
-    defaultValue = serializers.JSONField(required=False, allow_null=True)
-    options = serializers.ListField(child=serializers.JSONField(allow_null=True), required=False)
+    value = serializers.JSONField(
+        required=False, allow_null=True, help_text="The setting's value; its type depends on the setting."
+    )
+    customizable = StrictBooleanField(
+        required=False,
+        help_text="Whether users may change the value. In admin settings, false enforces the admin's value.",
+    )
+    isCustomizable = StrictBooleanField(
+        required=False, help_text="Older name of customizable, accepted for compatibility."
+    )
+    isRemoved = StrictBooleanField(
+        required=False, help_text="In admin settings: true hides the setting from users."
+    )
+    defaultValue = serializers.JSONField(
+        required=False, allow_null=True, help_text="The value that applies when none is set."
+    )
+    options = serializers.ListField(
+        child=serializers.JSONField(allow_null=True),
+        required=False,
+        help_text="The values to choose from, for a setting with choices.",
+    )
 
 
 class SettingsMapField(serializers.DictField):
@@ -510,10 +979,22 @@ class SettingsMapField(serializers.DictField):
     child = UserSettingSerializer()
 
 
+@extend_schema_serializer(description="Changes to the user's own settings.")
 class UserSettingsUpdateInputSerializer(CachedFieldsSerializer):
-    userSettings = SettingsMapField(required=False, default=dict)
+    userSettings = SettingsMapField(
+        required=False,
+        default=dict,
+        help_text=(
+            "Settings to store, keyed by setting id; each entry replaces the stored entry of that id. The "
+            "values of the settings this server knows (the auto-logging rules among them) are checked; other"
+            " settings are stored as sent."
+        ),
+    )
     settingKeysToRemove = serializers.ListField(
-        child=StrictCharField(max_length=200), required=False, default=list
+        child=StrictCharField(max_length=200),
+        required=False,
+        default=list,
+        help_text="Setting ids whose stored entry is removed.",
     )
 
 
@@ -547,9 +1028,10 @@ def _value_schema(parameter: Parameter, contact_types: list[str]) -> dict[str, A
     return {}
 
 
-def _entry_schema(value: dict[str, Any]) -> dict[str, Any]:
+def _entry_schema(value: dict[str, Any], *, description: str) -> dict[str, Any]:
     return {
         "type": "object",
+        "description": description,
         "properties": {
             "value": value,
             "customizable": {"type": "boolean"},
@@ -571,12 +1053,32 @@ def settings_map_schema(*, closed: bool) -> dict[str, Any]:
     contact_types = sorted(
         {value for name in crm_registry.platforms() for value in crm_registry.get(name).contact_type_values()}
     )
-    properties = {key: _entry_schema(_value_schema(p, contact_types)) for key, p in PARAMETERS.items()}
+    properties = {
+        key: _entry_schema(_value_schema(p, contact_types), description=_setting_description(p))
+        for key, p in PARAMETERS.items()
+    }
+    other = (
+        "Another setting (of the CRM's manifest, or of App Connect's client), stored and returned as sent."
+    )
     return {
         "type": "object",
+        "description": (
+            "Settings keyed by setting id, each with its value and whether users may change it."
+            if closed
+            else "Settings keyed by setting id, each with its value, whether users may change it, its "
+            "default and its choices."
+        ),
         "properties": properties,
-        "additionalProperties": False if closed else _entry_schema({}),
+        "additionalProperties": False if closed else _entry_schema({}, description=other),
     }
+
+
+def _setting_description(parameter: Parameter) -> str:
+    """A setting as /api/docs/ shows it: its admin label, then what it does. Settings the
+    server only stores for App Connect's client say so instead of naming themselves."""
+    if parameter.description.startswith("App Connect setting "):
+        return f"{parameter.label}. A setting of App Connect's client; this server stores and returns it."
+    return f"{parameter.label}. {parameter.description}"
 
 
 class AdminSettingsField(serializers.Field):
@@ -606,10 +1108,19 @@ class AdminSettingsField(serializers.Field):
 _ADMIN_MAP = SettingsMapField()
 
 
+@extend_schema_serializer(
+    description="The settings an administrator sets for every user of the RingCentral account."
+)
 class AdminSettingsUpdateInputSerializer(CachedFieldsSerializer):
-    adminSettings = AdminSettingsField()
+    adminSettings = AdminSettingsField(
+        help_text=(
+            "The account's settings: an object with userSettings only, a map of the settings this server "
+            "knows, keyed by setting id. It replaces the account's settings as a whole."
+        )
+    )
 
 
+@extend_schema_serializer(description="Server-side call logging's options for the account.")
 class ServerSideLoggingOptionsSerializer(CachedFieldsSerializer):
     enabled = serializers.BooleanField(help_text="Log every call of the account from the server.")
     ownerMode = serializers.ChoiceField(
@@ -639,11 +1150,17 @@ class NoAdditionalFieldsField(ObjectField):
         return values
 
 
+@extend_schema_serializer(description="Server-side call logging settings to apply to the account.")
 class ServerLoggingSettingsInputSerializer(CachedFieldsSerializer):
     additionalFieldValues = NoAdditionalFieldsField(
         help_text="Values of the connector's additional server-side logging fields; none are declared, so {}."
     )
-    serverSideLogging = ServerSideLoggingOptionsSerializer(required=False)
+    serverSideLogging = ServerSideLoggingOptionsSerializer(
+        required=False,
+        help_text=(
+            "Turns server-side call logging on or off, with its options. Leave it out to change nothing."
+        ),
+    )
 
 
 # --- outputs -----------------------------------------------------------------------------
@@ -660,38 +1177,166 @@ class OmitNoneSerializer(CachedFieldsSerializer):
         return {key: value for key, value in data.items() if value is not None or key in self.keep_none}
 
 
+RETURN_MESSAGE = (
+    "A message for the client to show: message, messageType (success, warning or error), ttl (how "
+    "long to show it, in milliseconds) and optional details."
+)
+
+
 class ReturnMessageField(serializers.JSONField):
     """App Connect's `returnMessage`: `{message, messageType, ttl, details?}` plus extras."""
 
 
+@extend_schema_serializer(description="The contacts found.")
 class ContactListOutputSerializer(OmitNoneSerializer):
-    successful = serializers.BooleanField()
-    returnMessage = ReturnMessageField(source="return_message", required=False)
-    contact = serializers.ListField(child=serializers.JSONField(), source="contacts", required=False)
+    successful = serializers.BooleanField(
+        help_text=(
+            "true when the search ran, even when it found nothing; false when the user is not connected to "
+            "the CRM."
+        )
+    )
+    returnMessage = ReturnMessageField(
+        source="return_message",
+        required=False,
+        help_text="A message for the client to show (for example Contact not found).",
+    )
+    contact = serializers.ListField(
+        child=serializers.JSONField(),
+        source="contacts",
+        required=False,
+        help_text=(
+            "The contacts found, each with its CRM id, name, type and phone number. A lookup by number may "
+            "end with an entry the client offers as Create new contact."
+        ),
+    )
 
 
+@extend_schema_serializer(description="The contact created.")
 class ContactCreateOutputSerializer(OmitNoneSerializer):
-    successful = serializers.BooleanField()
-    returnMessage = ReturnMessageField(source="return_message", required=False)
-    contact = serializers.JSONField(required=False)
+    successful = serializers.BooleanField(help_text="true when the CRM created the contact.")
+    returnMessage = ReturnMessageField(
+        source="return_message", required=False, help_text="A message for the client to show."
+    )
+    contact = serializers.JSONField(
+        required=False,
+        help_text="The new contact: its CRM id (what call logs are attached to), name and type.",
+    )
 
 
+@extend_schema_serializer(description="The outcome of logging a call.")
 class CallLogCreateOutputSerializer(OmitNoneSerializer):
-    successful = serializers.BooleanField()
-    logId = serializers.JSONField(source="log_id", required=False)
-    returnMessage = ReturnMessageField(source="return_message", required=False)
+    successful = serializers.BooleanField(
+        help_text=(
+            "true when the call was logged in the CRM. false, with a returnMessage saying why, when it was "
+            "not: the call was already logged, the rules leave an unknown caller to the user, or the CRM "
+            "failed."
+        )
+    )
+    logId = serializers.JSONField(
+        source="log_id", required=False, help_text="The CRM's id of the activity created for the call."
+    )
+    returnMessage = ReturnMessageField(
+        source="return_message", required=False, help_text="A message for the client to show."
+    )
 
 
+@extend_schema_serializer(description="The outcome of updating a logged call.")
 class CallLogUpdateOutputSerializer(OmitNoneSerializer):
-    successful = serializers.BooleanField()
-    logId = serializers.CharField(source="log_id", required=False)
-    updatedNote = serializers.CharField(source="updated_note", required=False)
-    returnMessage = ReturnMessageField(source="return_message", required=False)
+    successful = serializers.BooleanField(
+        help_text="true when the CRM activity was updated; false when the call was never logged."
+    )
+    logId = serializers.CharField(
+        source="log_id", required=False, help_text="The CRM's id of the activity updated."
+    )
+    updatedNote = serializers.CharField(
+        source="updated_note", required=False, help_text="The note as the CRM activity now holds it."
+    )
+    returnMessage = ReturnMessageField(
+        source="return_message", required=False, help_text="A message for the client to show."
+    )
 
 
+@extend_schema_serializer(description="The outcome of logging messages.")
 class MessageLogOutputSerializer(OmitNoneSerializer):
     keep_none = ("returnMessage",)
 
-    successful = serializers.BooleanField()
-    logIds = serializers.ListField(child=serializers.CharField(), source="log_ids", required=False)
-    returnMessage = ReturnMessageField(source="return_message", required=False)
+    successful = serializers.BooleanField(
+        help_text="true when the messages were logged; false when the CRM created nothing."
+    )
+    logIds = serializers.ListField(
+        child=serializers.CharField(),
+        source="log_ids",
+        required=False,
+        help_text=(
+            "The ids of the messages logged by this request; empty when every message was logged before."
+        ),
+    )
+    returnMessage = ReturnMessageField(
+        source="return_message",
+        required=False,
+        help_text=(
+            "A message for the client to show, or null when the CRM was not called (every message was logged"
+            " before)."
+        ),
+    )
+
+
+# --- responses documented only (the views build these bodies) -------------------------
+
+
+@extend_schema_serializer(
+    component_name="ErrorResponse",
+    description=(
+        "Why the request was refused. Nothing was written. Invalid input names each bad field in "
+        "errors and carries a returnMessage the client can show; a failure of a service the server "
+        "depends on (RingCentral, the CRM) is reported in error."
+    ),
+)
+class ErrorOutputSerializer(CachedFieldsSerializer):
+    successful = serializers.BooleanField(required=False, help_text="Always false.")
+    returnMessage = ReturnMessageField(required=False, help_text=RETURN_MESSAGE)
+    # The JSON key is "errors"; DRF's metaclass takes declared fields off the class, so
+    # Serializer.errors is not shadowed at run time.
+    errors = serializers.DictField(  # type: ignore[assignment]
+        child=serializers.ListField(child=serializers.CharField()),
+        required=False,
+        help_text=(
+            "For invalid input: each bad field, named by its path in the request (for example "
+            "logInfo.from.phoneNumber), with what is wrong with it."
+        ),
+    )
+    error = serializers.CharField(
+        required=False,
+        help_text="What failed outside the request (for example RingCentral refusing the access token).",
+    )
+    errorCode = serializers.CharField(
+        required=False,
+        help_text="CRM_SESSION_REVOKED when the CRM ended the user's session: log in to the CRM again.",
+    )
+
+
+_JWT_TOKEN = (
+    "The App Connect JWT for every other call: send it in the Authorization header after Bearer (or as the "
+    "jwtToken query parameter). It is valid 14 days; with 7 days or less left, any answer brings a "
+    "renewed one in the x-refreshed-jwt-token header."
+)
+
+
+@extend_schema_serializer(
+    component_name="ApiKeyLoginResponse",
+    description="The user is logged in to the CRM: keep the JWT for the next calls.",
+)
+class ApiKeyLoginOutputSerializer(CachedFieldsSerializer):
+    jwtToken = serializers.CharField(help_text=_JWT_TOKEN)
+    name = serializers.CharField(help_text="The user's name in the CRM.")
+    returnMessage = ReturnMessageField(help_text=RETURN_MESSAGE)
+
+
+@extend_schema_serializer(
+    component_name="OAuthCallbackResponse",
+    description="The user is logged in to the CRM: keep the JWT for the next calls.",
+)
+class OAuthCallbackOutputSerializer(CachedFieldsSerializer):
+    jwtToken = serializers.CharField(required=False, help_text=_JWT_TOKEN)
+    name = serializers.CharField(required=False, help_text="The user's name in the CRM.")
+    returnMessage = ReturnMessageField(required=False, help_text=RETURN_MESSAGE)

@@ -15,7 +15,7 @@ from urllib.parse import parse_qs, quote, urlsplit
 
 from django.http import HttpRequest, HttpResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -82,32 +82,60 @@ from rules.services import account_ensure, admin_settings_apply, placeholder_con
 from sscl.selectors import server_logging_state
 from sscl.services import ServerLoggingError, server_logging_apply
 
-TEXT = OpenApiResponse(OpenApiTypes.STR, description="The peer's plain-text answer.")
-ERROR_JSON = OpenApiResponse(
-    inline_serializer(
-        "ErrorResponse",
-        {
-            "successful": serializers.BooleanField(required=False),
-            "returnMessage": serializers.JSONField(required=False),
-            "errors": serializers.DictField(
-                child=serializers.ListField(child=serializers.CharField()), required=False
-            ),
-            "error": serializers.CharField(required=False),
-        },
-    ),
-    description="Bad input (naming the fields, with a returnMessage the client can show), or a "
-    "failure of something outside the request ({error}).",
+# What /api/docs/ shows is written for API users, here and in serializers.py; the
+# docstrings are for developers and never reach the schema (DISABLE_DOCSTRING_DESCRIPTIONS).
+_REFUSED = (
+    "The request was refused and nothing was written. As JSON: invalid input (errors names each bad "
+    "field, returnMessage is a message the client can show), or a failure of RingCentral or the CRM "
+    "(error). As plain text: the JWT is missing or invalid (Please go to Settings and authorize CRM "
+    "platform), or another refusal such as User not found."
 )
+TEXT = OpenApiResponse(OpenApiTypes.STR, description=_REFUSED)
+ERROR_JSON = OpenApiResponse(io.ErrorOutputSerializer, description=_REFUSED)
 # 400: missing or bad credentials are the peer's text; bad input is JSON.
 ERRORS_400 = {(400, "application/json"): ERROR_JSON, (400, "text/plain"): TEXT}
-REVOKED = {(401, "application/json"): ERROR_JSON}
+REVOKED = {
+    (401, "application/json"): OpenApiResponse(
+        io.ErrorOutputSerializer,
+        description="The CRM ended the user's session (it refused to renew its token): errorCode is "
+        "CRM_SESSION_REVOKED and returnMessage says User session expired. Please connect again. Log in "
+        "to the CRM again.",
+    )
+}
+FORBIDDEN = {
+    (403, "text/plain"): OpenApiResponse(
+        OpenApiTypes.STR,
+        description="Admin validation failed: the RingCentral user is not an administrator of the account.",
+    )
+}
 JWT_PARAM = OpenApiParameter(
     "jwtToken",
     str,
     OpenApiParameter.QUERY,
     required=False,
-    description="Legacy location of the App Connect JWT; prefer Authorization: Bearer.",
+    description="The App Connect JWT, for clients that cannot send the preferred Authorization: Bearer "
+    "header.",
 )
+RC_ACCOUNT_PARAM = OpenApiParameter(
+    "rcAccountId",
+    str,
+    required=False,
+    description="App Connect's hashed RingCentral account id: whose administrator settings apply.",
+)
+
+
+HEALTH, AUTH, CONTACTS, CALLS, MESSAGES, SETTINGS = (
+    "Server and platforms",
+    "Logging in to a CRM",
+    "Contacts",
+    "Call logs",
+    "Message logs",
+    "Settings",
+)
+
+
+def _ok(description: str, body: Any = OpenApiTypes.OBJECT) -> OpenApiResponse:
+    return OpenApiResponse(body, description=description)
 
 
 class ConnectorApi(APIView):
@@ -255,7 +283,13 @@ class IsAliveApi(ConnectorApi):
 
     check_host = False
 
-    @extend_schema(responses={(200, "text/plain"): OpenApiResponse(OpenApiTypes.STR, description="OK")})
+    @extend_schema(
+        tags=[HEALTH],
+        summary="Check that the server is up",
+        description="Answers OK in plain text while the server takes requests. Nothing else is checked (no "
+        "database, no CRM), so it suits a load balancer's health check. No authentication.",
+        responses={(200, "text/plain"): OpenApiResponse(OpenApiTypes.STR, description="OK")},
+    )
     def get(self, request: Request) -> HttpResponse:
         return HttpResponse("OK", content_type="text/plain; charset=utf-8")
 
@@ -268,8 +302,24 @@ class CrmManifestApi(ConnectorApi):
     """GET /crmManifest: the manifest of one platform (default: the configured default)."""
 
     @extend_schema(
-        parameters=[OpenApiParameter("platformName", str, required=False)],
-        responses={200: OpenApiTypes.OBJECT, **ERRORS_400},
+        tags=[HEALTH],
+        summary="Get a CRM platform's manifest",
+        description="The manifest App Connect's client reads for a platform: its name, how users log in "
+        "(OAuth or API key), its contact types, its settings and the fields of its forms. An unknown "
+        "platform is a 400 with the text Platform not found. No authentication.",
+        parameters=[
+            OpenApiParameter(
+                "platformName",
+                str,
+                required=False,
+                description="The platform, as this server registers it (for example builtin). Default: the "
+                "server's default platform.",
+            )
+        ],
+        responses={
+            200: _ok("The manifest: serverUrl, author, version, and the platform's entry under platforms."),
+            **ERRORS_400,
+        },
     )
     def get(self, request: Request) -> HttpResponse:
         name = _query_values(request, ("platformName",)).get("platformName") or "default"
@@ -292,8 +342,17 @@ class ImplementedInterfacesApi(ConnectorApi):
     """GET /implementedInterfaces: which connector functions the platform has."""
 
     @extend_schema(
-        parameters=[OpenApiParameter("platform", str, required=True)],
-        responses={200: OpenApiTypes.OBJECT, **ERRORS_400},
+        tags=[HEALTH],
+        summary="List what a platform's connector can do",
+        description="For each connector function (finding and creating contacts, logging calls and "
+        "messages, logging out, ...), whether the platform's connector has it. A missing platform is a 400 "
+        "with the text Please provide platform. No authentication.",
+        parameters=[
+            OpenApiParameter(
+                "platform", str, required=True, description="The platform (for example builtin)."
+            )
+        ],
+        responses={200: _ok("Each function's name, with true when the connector has it."), **ERRORS_400},
     )
     def get(self, request: Request) -> HttpResponse:
         platform = _query_values(request, ("platform",)).get("platform")
@@ -309,18 +368,16 @@ class ApiKeyLoginApi(ConnectorApi):
     """POST /apiKeyLogin: check an API key with the CRM and issue the App Connect JWT."""
 
     @extend_schema(
+        tags=[AUTH],
+        summary="Log in to a CRM with an API key",
+        description="Checks the API key with the CRM and answers the App Connect JWT that authenticates "
+        "every other call. The key is kept encrypted on the server and never returned. Send the user's "
+        "RingCentral access token (X-RC-Access-Token header) to link the user to their RingCentral account, "
+        "whose auto-logging rules then apply; the rc-extension-id header (App Connect's hashed extension "
+        "id) is kept with the user. A missing platform is a 400 with the text Missing platform name; a key "
+        "the CRM refuses is a 400 JSON.",
         request=io.ApiKeyLoginInputSerializer,
-        responses={
-            200: inline_serializer(
-                "ApiKeyLoginResponse",
-                {
-                    "jwtToken": serializers.CharField(),
-                    "name": serializers.CharField(),
-                    "returnMessage": serializers.JSONField(),
-                },
-            ),
-            **ERRORS_400,
-        },
+        responses={200: _ok("Logged in.", io.ApiKeyLoginOutputSerializer), **ERRORS_400},
     )
     def post(self, request: Request) -> HttpResponse:
         body = request.data if isinstance(request.data, dict) else {}
@@ -378,18 +435,15 @@ class OAuthCallbackApi(ConnectorApi):
     """
 
     @extend_schema(
+        tags=[AUTH],
+        summary="Finish logging in to a CRM with OAuth",
+        description="Called once the CRM's consent page has sent the browser back: pass that address as "
+        "callbackUri. The server exchanges the code with the CRM (the client secret never leaves the "
+        "server), keeps the CRM's tokens encrypted, and answers the App Connect JWT that authenticates "
+        "every other call. Neither callbackUri nor code is a 400 with the text Missing callbackUri; a state "
+        "naming no platform is a 400 with the text Missing platform name.",
         parameters=[io.OAuthCallbackQuerySerializer],
-        responses={
-            200: inline_serializer(
-                "OAuthCallbackResponse",
-                {
-                    "jwtToken": serializers.CharField(required=False),
-                    "name": serializers.CharField(required=False),
-                    "returnMessage": serializers.JSONField(required=False),
-                },
-            ),
-            **ERRORS_400,
-        },
+        responses={200: _ok("Logged in.", io.OAuthCallbackOutputSerializer), **ERRORS_400},
     )
     def get(self, request: Request) -> HttpResponse:
         data = self.query(io.OAuthCallbackQuerySerializer)
@@ -436,7 +490,18 @@ class AuthValidationApi(ConnectorApi):
 
     invalid_token_text = "Invalid JWT token"
 
-    @extend_schema(parameters=[JWT_PARAM], responses={200: OpenApiTypes.OBJECT, **ERRORS_400})
+    @extend_schema(
+        tags=[AUTH],
+        summary="Check that the stored CRM login still works",
+        description="Asks the CRM whether the user's stored credentials (OAuth tokens or API key) are "
+        "still accepted. successful false means the user must log in to the CRM again; it is also the "
+        "answer for a user this server does not know.",
+        parameters=[JWT_PARAM],
+        responses={
+            200: _ok("successful (true when the CRM accepts the credentials), and the CRM's returnMessage."),
+            **ERRORS_400,
+        },
+    )
     def get(self, request: Request) -> HttpResponse:
         identity = self.require_identity()
         user = crm_user_get(user_id=identity.user_id, platform=identity.platform)
@@ -458,7 +523,16 @@ class UnauthorizeApi(ConnectorApi):
 
     invalid_token_text = "User not found"
 
-    @extend_schema(request=None, parameters=[JWT_PARAM], responses={200: OpenApiTypes.OBJECT, **ERRORS_400})
+    @extend_schema(
+        tags=[AUTH],
+        summary="Log out of the CRM",
+        description="Forgets the user's CRM credentials on this server, and revokes them at the CRM when "
+        "it allows. Calls with the same JWT then no longer reach the CRM. A body, if sent, must be a JSON "
+        "object; nothing in it is read.",
+        request=None,
+        parameters=[JWT_PARAM],
+        responses={200: _ok("The CRM's returnMessage, or an empty object."), **ERRORS_400},
+    )
     def post(self, request: Request) -> HttpResponse:
         identity = self.require_identity()
         # Nothing is read from the body, but a body that is not a JSON object is refused
@@ -488,8 +562,14 @@ class ContactLookupApi(ConnectorApi):
     """
 
     @extend_schema(
+        tags=[CONTACTS],
+        summary="Find contacts by phone number",
+        description="Looks the number up in the CRM; any common format finds the same contacts. Nothing "
+        "is created: with no match the answer is successful true, a Contact not found warning, and the "
+        "entry the client offers as Create new contact. An unreadable number is a 400 JSON naming "
+        "phoneNumber; a user not connected to the CRM gets successful false.",
         parameters=[io.ContactLookupQuerySerializer, JWT_PARAM],
-        responses={200: io.ContactListOutputSerializer, **ERRORS_400, **REVOKED},
+        responses={200: _ok("The contacts found.", io.ContactListOutputSerializer), **ERRORS_400, **REVOKED},
     )
     def get(self, request: Request) -> HttpResponse:
         identity = self.require_identity()
@@ -515,8 +595,12 @@ class ContactSearchApi(ConnectorApi):
     invalid_token_text = "Invalid JWT token"
 
     @extend_schema(
+        tags=[CONTACTS],
+        summary="Find contacts by name",
+        description="Searches the CRM's contacts by name, for the client's contact search. A user not "
+        "connected to the CRM gets successful false and a No contact found warning.",
         parameters=[io.ContactSearchQuerySerializer, JWT_PARAM],
-        responses={200: io.ContactListOutputSerializer, **ERRORS_400, **REVOKED},
+        responses={200: _ok("The contacts found.", io.ContactListOutputSerializer), **ERRORS_400, **REVOKED},
     )
     def get(self, request: Request) -> HttpResponse:
         identity = self.require_identity()
@@ -542,9 +626,22 @@ class ContactCreateApi(ConnectorApi):
     """
 
     @extend_schema(
+        tags=[CONTACTS],
+        summary="Create a contact",
+        description="Creates a contact in the CRM, as the client's Create new contact form does. The "
+        "number must be readable, and newContactType one of the manifest's contactTypes (default: the "
+        "first); otherwise the answer is a 400 JSON naming the field. The new contact's id is what call "
+        "and message logs are attached to.",
         request=io.ContactCreateInputSerializer,
         parameters=[JWT_PARAM],
-        responses={200: io.ContactCreateOutputSerializer, **ERRORS_400, **REVOKED},
+        responses={
+            200: _ok(
+                "The contact created; successful false when the user is not connected to the CRM.",
+                io.ContactCreateOutputSerializer,
+            ),
+            **ERRORS_400,
+            **REVOKED,
+        },
     )
     def post(self, request: Request) -> HttpResponse:
         identity = self.require_identity()
@@ -595,9 +692,26 @@ class CallLogCreateApi(ConnectorApi):
     """
 
     @extend_schema(
+        tags=[CALLS],
+        summary="Log a call",
+        description="Creates the CRM activity for a RingCentral call. The body is checked first: invalid "
+        "fields are a 400 JSON naming each, and nothing is written. A call is logged once per user, "
+        "platform, session and extension; another attempt answers successful false with Existing log for "
+        "session. With contactId the call is logged against that contact. Without it the server's "
+        "auto-logging rules decide: log against the contact found by the number, create a placeholder "
+        "contact and log against it, or answer successful false with Contact not found for number so that "
+        "the client asks the user. A caller who withheld their number is accepted (the party without "
+        "phoneNumber) and left to the rules. Server-side call logging sends the header User-Agent: SSCL.",
         request=io.CallLogCreateInputSerializer,
         parameters=[JWT_PARAM],
-        responses={200: io.CallLogCreateOutputSerializer, **ERRORS_400, **REVOKED},
+        responses={
+            200: _ok(
+                "Whether the call was logged, and the CRM's id of the activity.",
+                io.CallLogCreateOutputSerializer,
+            ),
+            **ERRORS_400,
+            **REVOKED,
+        },
     )
     def post(self, request: Request) -> HttpResponse:
         identity = self.require_identity()
@@ -636,8 +750,20 @@ class CallLogLookupApi(ConnectorApi):
     """GET /callLog: which of these sessions are logged (at most the first 5)."""
 
     @extend_schema(
+        tags=[CALLS],
+        summary="Check whether calls are logged",
+        description="For each session id (at most 5), whether the call is logged, and the CRM's id of its "
+        "activity. With requireDetails=true each log is also read from the CRM. A user not connected to the "
+        "CRM gets successful false.",
         parameters=[io.CallLogLookupQuerySerializer, JWT_PARAM],
-        responses={200: OpenApiTypes.OBJECT, **ERRORS_400, **REVOKED},
+        responses={
+            200: _ok(
+                "successful, and logs: one entry per session id, in the order asked, with matched, logId "
+                "and, with requireDetails, logData."
+            ),
+            **ERRORS_400,
+            **REVOKED,
+        },
     )
     def get(self, request: Request) -> HttpResponse:
         identity = self.require_identity()
@@ -679,9 +805,21 @@ class CallLogUpdateApi(ConnectorApi):
     """PATCH /callLog: update a logged call (note, subject, recording, final data)."""
 
     @extend_schema(
+        tags=[CALLS],
+        summary="Update a logged call",
+        description="Changes the CRM activity of a logged call, found by sessionId and the extension "
+        "identity: its note, subject, result, duration, recording link and other details. Only the fields "
+        "sent change. A call that was never logged answers successful false.",
         request=io.CallLogUpdateInputSerializer,
         parameters=[JWT_PARAM],
-        responses={200: io.CallLogUpdateOutputSerializer, **ERRORS_400, **REVOKED},
+        responses={
+            200: _ok(
+                "Whether the activity was updated, and the note it now holds.",
+                io.CallLogUpdateOutputSerializer,
+            ),
+            **ERRORS_400,
+            **REVOKED,
+        },
     )
     def patch(self, request: Request) -> HttpResponse:
         identity = self.require_identity()
@@ -723,9 +861,13 @@ class CallNoteCacheApi(ConnectorApi):
     """
 
     @extend_schema(
+        tags=[CALLS],
+        summary="Keep a note for a call logged later",
+        description="Keeps the user's note for a call that server-side call logging will log later (for "
+        "an hour): when that log arrives without a note, this one is written.",
         request=io.CallNoteCacheInputSerializer,
         parameters=[JWT_PARAM],
-        responses={200: OpenApiTypes.OBJECT, **ERRORS_400},
+        responses={200: _ok("successful true, and returnMessage Note cache saved."), **ERRORS_400},
     )
     def post(self, request: Request) -> HttpResponse:
         identity = self.require_identity()
@@ -745,9 +887,15 @@ class MessageLogCreateApi(ConnectorApi):
     """
 
     @extend_schema(
+        tags=[MESSAGES],
+        summary="Log messages of a conversation",
+        description="Logs SMS, MMS, fax and voicemail messages in the CRM: the first new message creates "
+        "the conversation's activity and later ones are added to it (one activity per conversationLogId). "
+        "Messages already logged are skipped. Without contactId the server's auto-logging rules decide, as "
+        "for calls. Invalid fields are a 400 JSON naming each, and nothing is written.",
         request=io.MessageLogCreateInputSerializer,
         parameters=[JWT_PARAM],
-        responses={200: io.MessageLogOutputSerializer, **ERRORS_400, **REVOKED},
+        responses={200: _ok("The messages logged.", io.MessageLogOutputSerializer), **ERRORS_400, **REVOKED},
     )
     def post(self, request: Request) -> HttpResponse:
         identity = self.require_identity()
@@ -805,8 +953,15 @@ class UserSettingsApi(ConnectorApi):
     """
 
     @extend_schema(
-        parameters=[JWT_PARAM, OpenApiParameter("rcAccountId", str, required=False)],
-        responses={200: OpenApiTypes.OBJECT, **ERRORS_400},
+        tags=[SETTINGS],
+        summary="Read the settings in force for the user",
+        description="Every setting that applies to the user, keyed by setting id: the account "
+        "administrator's settings merged over the user's own, each with its value, whether the user may "
+        "change it (customizable), its default and its choices. The auto-logging rules are included, with "
+        "the values the server applies. The account is the one rcAccountId names, else the one of the "
+        "RingCentral access token (X-RC-Access-Token), else the account the user is linked to.",
+        parameters=[JWT_PARAM, RC_ACCOUNT_PARAM],
+        responses={200: _ok("The settings, keyed by setting id."), **ERRORS_400},
     )
     def get(self, request: Request) -> HttpResponse:
         identity = self.require_identity()
@@ -817,9 +972,19 @@ class UserSettingsApi(ConnectorApi):
         return Response(user_settings_effective(user=user, account=account))
 
     @extend_schema(
+        tags=[SETTINGS],
+        summary="Change the user's own settings",
+        description="Stores the user's settings: each entry sent replaces the stored one, and "
+        "settingKeysToRemove removes entries. The values of the settings this server knows (the "
+        "auto-logging rules among them) are checked first; a wrong value is a 400 JSON naming it, and "
+        "nothing is stored. Where the administrator does not let users change a setting, the "
+        "administrator's value still applies.",
         request=io.UserSettingsUpdateInputSerializer,
         parameters=[JWT_PARAM],
-        responses={200: OpenApiTypes.OBJECT, **ERRORS_400},
+        responses={
+            200: _ok("userSettings: the user's own settings as stored, not merged with the administrator's."),
+            **ERRORS_400,
+        },
     )
     def post(self, request: Request) -> HttpResponse:
         identity = self.require_identity(invalid_text="Unknown platform")
@@ -843,8 +1008,16 @@ class UserPreloadSettingsApi(ConnectorApi):
     """GET /user/preloadSettings: the account's admin settings before the user logs in."""
 
     @extend_schema(
-        parameters=[OpenApiParameter("rcAccountId", str, required=False)],
-        responses={200: OpenApiTypes.OBJECT, **ERRORS_400},
+        tags=[SETTINGS],
+        summary="Read the account's settings before logging in",
+        description="The settings the account administrator set, for a user not yet logged in to a CRM. "
+        "Name the account with rcAccountId or with a RingCentral access token (X-RC-Access-Token); with "
+        "neither, the answer is a 400 with the text Cannot find rc user login. No JWT needed.",
+        parameters=[RC_ACCOUNT_PARAM],
+        responses={
+            200: _ok("userSettings: the administrator's settings, keyed by setting id."),
+            **ERRORS_400,
+        },
     )
     def get(self, request: Request) -> HttpResponse:
         account_key = self.query(io.AccountContextQuerySerializer).get("rcAccountId")
@@ -870,8 +1043,20 @@ class AdminSettingsApi(ConnectorApi):
     invalid_token_text = "User not found"
 
     @extend_schema(
+        tags=[SETTINGS],
+        summary="Read the account's administrator settings",
+        description="Needs the App Connect JWT and the RingCentral access token of an administrator of the "
+        "account (X-RC-Access-Token). Returns the settings the administrator set for every user of the "
+        "account; stored tokens are never returned.",
         parameters=[JWT_PARAM],
-        responses={200: OpenApiTypes.OBJECT, **ERRORS_400, (403, "text/plain"): TEXT},
+        responses={
+            200: _ok(
+                "id (App Connect's hashed account id), userSettings, createdAt and updatedAt; or "
+                "customConnector null and empty userSettings when nothing is set."
+            ),
+            **ERRORS_400,
+            **FORBIDDEN,
+        },
     )
     def get(self, request: Request) -> HttpResponse:
         identity = self.require_identity()
@@ -892,11 +1077,18 @@ class AdminSettingsApi(ConnectorApi):
         )
 
     @extend_schema(
+        tags=[SETTINGS],
+        summary="Set the account's administrator settings",
+        description="Needs the RingCentral access token of an administrator of the account "
+        "(X-RC-Access-Token); no JWT. Replaces the settings every user of the account gets: the "
+        "auto-logging rules and App Connect's settings, each with its value and whether users may change "
+        "it. Only settings this server knows are accepted, every value is checked, and nothing is stored "
+        "unless all are valid.",
         request=io.AdminSettingsUpdateInputSerializer,
         responses={
             (200, "text/html"): OpenApiResponse(OpenApiTypes.STR, description="Admin settings updated"),
             **ERRORS_400,
-            (403, "text/plain"): TEXT,
+            **FORBIDDEN,
         },
     )
     def post(self, request: Request) -> HttpResponse:
@@ -919,7 +1111,23 @@ class ServerLoggingSettingsApi(ConnectorApi):
     logs are written with the calling user's CRM credentials.
     """
 
-    @extend_schema(parameters=[JWT_PARAM], responses={200: OpenApiTypes.OBJECT, **ERRORS_400})
+    @extend_schema(
+        tags=[SETTINGS],
+        summary="Read the account's server-side call logging",
+        description="Whether the server logs every call of the user's RingCentral account by itself "
+        "(server-side call logging), whose CRM identity the logs carry, the numbers never logged, and "
+        "the health of the RingCentral subscription that delivers the calls. additionalFields is always "
+        "empty: no connector here declares extra server-side logging fields.",
+        parameters=[JWT_PARAM],
+        responses={
+            200: _ok(
+                "additionalFields, additionalFieldValues, and serverSideLogging: enabled, ownerMode, "
+                "blockedNumbers, the CRM user whose credentials write the logs, and the subscription's "
+                "status, expiry, last delivery and last error."
+            ),
+            **ERRORS_400,
+        },
+    )
     def get(self, request: Request) -> HttpResponse:
         identity = self.require_identity()
         user = crm_user_get(user_id=identity.user_id)
@@ -928,9 +1136,16 @@ class ServerLoggingSettingsApi(ConnectorApi):
         return Response(server_logging_state(rc_account_id=user.rc_account_id))
 
     @extend_schema(
+        tags=[SETTINGS],
+        summary="Turn server-side call logging on or off",
+        description="With serverSideLogging, turns server-side call logging on or off for the account "
+        "and sets its options; that needs the RingCentral access token of an administrator of the "
+        "account (X-RC-Access-Token) as well as the JWT, and the logs are then written with this user's "
+        "CRM credentials. Without serverSideLogging nothing changes and the answer is the current state. "
+        "additionalFieldValues must be {}: no connector here declares extra fields.",
         request=io.ServerLoggingSettingsInputSerializer,
         parameters=[JWT_PARAM],
-        responses={200: OpenApiTypes.OBJECT, **ERRORS_400, (403, "text/plain"): TEXT},
+        responses={200: _ok("The state after the change, as the GET answers it."), **ERRORS_400, **FORBIDDEN},
     )
     def post(self, request: Request) -> HttpResponse:
         identity = self.require_identity()
