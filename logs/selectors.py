@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any, TypeVar
 
-from django.db import connection
 from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import TruncDate
 from django.utils import timezone
@@ -81,34 +80,6 @@ def call_log_find_logged(
         hashed_extension_id=hashed_extension_id,
         extension_number=extension_number,
     ).get(session_id)
-
-
-def placeholder_find_in_scope(*, user: CrmUser, contact_id: str) -> int | None:
-    """The id of the ready placeholder contact `contact_id` is in the registry, in the
-    user's scope (the user's RingCentral account, or the user alone when not linked to one)
-    and platform, whoever created it (a rule or any user of the scope); else None.
-
-    For a contact the CRM's lookup matched (a placeholder created earlier is an ordinary
-    contact to the CRM). One hand-written statement: it runs for every matched call
-    (bench/profile.py: the ORM's query building cost more than the query).
-    """
-    if not contact_id:
-        return None
-    table = connection.ops.quote_name(PlaceholderContact._meta.db_table)
-    accounts = connection.ops.quote_name(Account._meta.db_table)
-    scopes = "p.scope_key = %s"
-    params: list[Any] = [user.platform, contact_id, PlaceholderStatus.READY.value, f"user:{user.pk}"]
-    if user.rc_account_id:
-        scopes += f" OR p.account_id IN (SELECT a.id FROM {accounts} a WHERE a.rc_account_id = %s)"  # noqa: S608
-        params.append(user.rc_account_id)
-    sql = (
-        f"SELECT p.id FROM {table} p WHERE p.platform = %s AND p.contact_id = %s"  # noqa: S608
-        f" AND p.status = %s AND ({scopes}) ORDER BY p.id LIMIT 1"
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        row = cursor.fetchone()
-    return int(row[0]) if row else None
 
 
 # --- admin screens ---
@@ -287,7 +258,14 @@ def _decided(kind: str, detail: dict[str, Any]) -> str:
         return f"Rule matched contact {_name(detail)}{placeholder}"
     if kind == EventKind.PLACEHOLDER_CREATED:
         source = f" ({_name_source(str(detail['nameSource']))})" if detail.get("nameSource") else ""
-        return f"Rule created placeholder {_name(detail)}{source}"
+        sentence = f"Rule created placeholder {_name(detail)}{source}"
+        replaced = detail.get("replacesPlaceholder")
+        if isinstance(replaced, dict):
+            sentence += (
+                f", taking over from placeholder #{replaced.get('placeholderId')}: contact "
+                f"{replaced.get('supersededBy')}, which superseded it, is no longer found for the number"
+            )
+        return sentence
     if kind == EventKind.PLACEHOLDER_REUSED:
         return f"Rule reused placeholder {_name(detail)}"
     # PROMPTED

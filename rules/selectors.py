@@ -13,11 +13,13 @@ from datetime import date, datetime
 from typing import Any
 
 from django.core.cache import cache
+from django.db import connection
 from django.db.models import Count, IntegerField, Max, OuterRef, Subquery
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from connector.models import CrmUser
+from connector.utils import hash_value
 from rules.choices import DecidedBy, PlaceholderLife, PlaceholderStatus
 from rules.models import Account, BlockedNumber, PlaceholderContact, PlaceholderNameTemplate, RuleSetting
 from rules.parameters import (
@@ -331,6 +333,73 @@ def placeholder_name_preview(
     return template_render(
         template, phone_number=phone_number, caller_id=caller_id, direction=direction, day=day
     )
+
+
+# --- the placeholder registry, as the logging flow reads it ---------------------------------
+
+
+def placeholder_scope_keys(*, user: CrmUser) -> list[str]:
+    """The registry scopes a user's placeholders live in: the user alone, and the user's
+    RingCentral account when linked to one (its key is the hash of its id, so no account
+    is read). The registry is unique per scope, platform and number."""
+    scopes = [f"user:{user.pk}"]
+    if user.rc_account_id:
+        scopes.append(f"acct:{hash_value(user.rc_account_id)}")
+    return scopes
+
+
+_REGISTRY_COLUMNS = (
+    "id",
+    "scope_key",
+    "phone_number",
+    "contact_id",
+    "contact_name",
+    "contact_type",
+    "decided_by",
+    "life",
+    "named_as",
+    "superseded_by",
+)
+
+
+def placeholders_in_scope(
+    *, user: CrmUser, phone_number: str = "", contact_id: str = "", by_rule_only: bool = False
+) -> list[PlaceholderContact]:
+    """The ready registry rows of the user's scopes and platform (`placeholder_scope_keys`)
+    for one number (`phone_number`, E.164) or one CRM contact (`contact_id`), oldest first,
+    superseded ones included; only the rules' when `by_rule_only`.
+
+    The one read of the registry by the logging flow: the rules ask it by number (is a
+    contact the lookup found our placeholder?), the log history by contact (is the
+    contact a log hangs on a placeholder, whoever made it?). It runs for nearly every
+    call, so it is one hand-written statement on an index (bench/profile.py: the ORM's
+    query building cost more than the query); the rows carry only `_REGISTRY_COLUMNS`.
+    """
+    if bool(phone_number) == bool(contact_id):
+        raise ValueError("give a phone number or a contact id")
+    scopes = placeholder_scope_keys(user=user)
+    table = connection.ops.quote_name(PlaceholderContact._meta.db_table)
+    column, value = ("phone_number", phone_number) if phone_number else ("contact_id", contact_id)
+    sql = (
+        f"SELECT {', '.join(_REGISTRY_COLUMNS)} FROM {table}"  # noqa: S608
+        f" WHERE {column} = %s AND platform = %s AND status = %s"
+        f" AND scope_key IN ({', '.join(['%s'] * len(scopes))})"
+    )
+    params: list[Any] = [value, user.platform, PlaceholderStatus.READY.value, *scopes]
+    if by_rule_only:
+        sql += " AND decided_by = %s"
+        params.append(DecidedBy.RULE.value)
+    with connection.cursor() as cursor:
+        cursor.execute(sql + " ORDER BY id", params)
+        rows = cursor.fetchall()
+    return [
+        PlaceholderContact(
+            **dict(zip(_REGISTRY_COLUMNS, row, strict=True)),
+            platform=user.platform,
+            status=PlaceholderStatus.READY,
+        )
+        for row in rows
+    ]
 
 
 # --- the open-placeholder report ---------------------------------------------------------

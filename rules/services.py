@@ -51,6 +51,7 @@ from rules.selectors import (
     RuleValues,
     account_get_for_user,
     placeholder_template_for,
+    placeholders_in_scope,
     rule_values_get,
 )
 
@@ -444,7 +445,8 @@ def contact_decide(
     """
     traffic = traffic or LogTraffic(kind="call")
     if given_contact is not None:
-        placeholder = placeholder_find_by_contact(user=user, contact_id=given_contact.id)
+        found = placeholders_in_scope(user=user, contact_id=given_contact.id) if given_contact.id else []
+        placeholder = found[0] if found else None
         return ContactDecision(
             outcome=DecisionOutcome.GIVEN,
             decided_by=DecidedBy.USER,
@@ -574,28 +576,21 @@ def contact_decide(
 # a lookup finds another contact the rules choose    -> superseded  superseded_by, superseded_at
 #   (whether or not the placeholder is still returned: the CRM may have merged it away)
 # a lookup finds nothing                             -> unchanged   (the CRM's search may lag)
-# Logs already written stay on the placeholder: no connector can move activities today.
+# a lookup finds nothing, and the number's           -> a new placeholder (open) takes over,
+#   placeholder is superseded                           `replaces` linking it to the old one
+# A superseded row stays as history: the contact that superseded it was found by a lookup,
+# so one that no longer finds it means it is gone (deleted, or merged away), and the number
+# is unknown again; the old placeholder, not found either, is no contact to log against.
+# One live (not superseded) rule-made row per number holds under concurrency (the
+# registry's constraint). Logs already written stay where they are; an admin may move
+# them to the real contact where the connector can (`placeholder_logs_relink`).
 
 
 def _placeholders_of_number(*, user: CrmUser, phone_number: str) -> dict[str, PlaceholderContact]:
-    """The rule-made placeholders of `phone_number` in the user's scope (account or user;
-    no account read: its key is the hash of its id), ready, by CRM contact id (superseded
-    ones too: the CRM still returns them, and they must not count as real contacts). One
-    statement, on the lookup's index."""
-    scopes = [f"user:{user.pk}"]
-    if user.rc_account_id:
-        scopes.append(f"acct:{hash_value(user.rc_account_id)}")
-    rows = (
-        PlaceholderContact.objects.filter(
-            scope_key__in=scopes,
-            platform=user.platform,
-            phone_number=phone_number,
-            decided_by=DecidedBy.RULE,
-            status=PlaceholderStatus.READY,
-        )
-        .order_by("id")
-        .only("id", "contact_id", "contact_name", "contact_type", "life", "named_as")
-    )
+    """The rule-made placeholders of `phone_number` in the user's scope, ready, by CRM
+    contact id (superseded ones too: the CRM may still return them, and they must not
+    count as real contacts)."""
+    rows = placeholders_in_scope(user=user, phone_number=phone_number, by_rule_only=True)
     return {row.contact_id: row for row in rows}
 
 
@@ -609,6 +604,8 @@ def _placeholder_matched(
 ) -> ContactDecision:
     """The lookup found only our placeholder: log against it, and record a name the CRM
     now shows for it (`named`)."""
+    unsuperseded = [m for m in matches if ours[str(m.get("id"))].life != PlaceholderLife.SUPERSEDED]
+    matches = unsuperseded or matches  # the placeholder that took over from a superseded one
     match = matches[0]
     if len(matches) > 1:  # our placeholders of two scopes: the policy's, else the oldest
         match = _policy_choose(matches, policy)[0] or min(matches, key=lambda c: ours[str(c.get("id"))].pk)
@@ -687,26 +684,6 @@ def _scope_key(user: CrmUser, account: Account | None) -> str:
     return f"acct:{account.account_key}" if account is not None else f"user:{user.pk}"
 
 
-def placeholder_find_by_contact(*, user: CrmUser, contact_id: str) -> PlaceholderContact | None:
-    """The placeholder record of a CRM contact on the user's platform, if it is one.
-
-    Runs for every call logged against a named contact, so it is one hand-written
-    statement (bench/profile.py: the ORM's query building cost more than the query);
-    the record comes back with its id only, which is what a log links to.
-    """
-    if not contact_id:
-        return None
-    table = connection.ops.quote_name(PlaceholderContact._meta.db_table)
-    sql = (
-        f"SELECT id FROM {table} WHERE platform = %s AND contact_id = %s AND status = %s"  # noqa: S608
-        " ORDER BY id LIMIT 1"
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [user.platform, contact_id, PlaceholderStatus.READY.value])
-        row = cursor.fetchone()
-    return PlaceholderContact(pk=row[0]) if row else None
-
-
 def _placeholder_name_and_type(
     *, client: CrmClient, rules: RuleValues, phone_number: str, caller_id_name: str, traffic: LogTraffic
 ) -> tuple[str, str, dict[str, Any]]:
@@ -743,19 +720,36 @@ def _placeholder_name_and_type(
 
 
 def _placeholder_claim(
-    *, user: CrmUser, account: Account | None, phone_number: str, snapshot: dict[str, Any]
-) -> tuple[PlaceholderContact, bool]:
+    *,
+    user: CrmUser,
+    account: Account | None,
+    phone_number: str,
+    snapshot: dict[str, Any],
+    replaces: PlaceholderContact | None,
+) -> tuple[PlaceholderContact | None, bool]:
+    """Insert the number's live registry row as creating (True), else read the one another
+    request inserted (False); None when that one was superseded meanwhile (claim again)."""
     key = {
         "scope_key": _scope_key(user, account),
         "platform": user.platform,
         "phone_number": phone_number,
         "decided_by": DecidedBy.RULE,
     }
+    took_over = {}
+    if replaces is not None:
+        took_over = {
+            "replaces": replaces,
+            "life_reason": (
+                f"took over from placeholder #{replaces.pk}: contact {replaces.superseded_by}, which "
+                "superseded it, is no longer found for the number"
+            )[:255],
+        }
     try:
         with transaction.atomic():
             return (
                 PlaceholderContact.objects.create(
                     **key,
+                    **took_over,
                     account=account,
                     created_by=user,
                     rule_snapshot=snapshot,
@@ -764,7 +758,8 @@ def _placeholder_claim(
                 True,
             )
     except IntegrityError:
-        return PlaceholderContact.objects.get(**key), False
+        live = PlaceholderContact.objects.exclude(life=PlaceholderLife.SUPERSEDED)
+        return live.filter(**key).first(), False
 
 
 def _placeholder_take_over(row: PlaceholderContact, *, from_status: str, stale: bool = False) -> bool:
@@ -808,24 +803,40 @@ def placeholder_obtain(
     """
     account = account_get_for_user(user=user)
     scope_key = _scope_key(user, account)
-    earlier = (
-        PlaceholderContact.objects.filter(
-            scope_key=scope_key,
-            platform=user.platform,
-            phone_number=phone_number,
-            status=PlaceholderStatus.READY,
-        )
-        .order_by("-decided_by", "id")  # a rule's placeholder before a hand-made one
-        .first()
-    )
-    if earlier is not None:
+    rows = placeholders_in_scope(user=user, phone_number=phone_number)
+    # A superseded placeholder is history, and so is the contact that superseded it: the
+    # lookup that found that contact no longer does (deleted, or merged away in the CRM).
+    gone = {row.superseded_by for row in rows if row.life == PlaceholderLife.SUPERSEDED}
+    live = [row for row in rows if row.life != PlaceholderLife.SUPERSEDED and row.contact_id not in gone]
+    if live:
+        # a contact a user made for the number before a rule's placeholder: it is the
+        # one a lookup would let supersede the placeholder
+        earlier = min(live, key=lambda row: (row.decided_by == DecidedBy.RULE, row.pk))
         return _reused(earlier, raw_number, snapshot)
+    replaces = max(
+        (
+            row
+            for row in rows
+            if row.life == PlaceholderLife.SUPERSEDED
+            and row.decided_by == DecidedBy.RULE
+            and row.scope_key == scope_key
+        ),
+        key=lambda row: row.pk,
+        default=None,
+    )
+    if replaces is not None:
+        snapshot["replacesPlaceholder"] = {
+            "placeholderId": replaces.pk,
+            "supersededBy": replaces.superseded_by,
+        }
     deadline = time.monotonic() + PLACEHOLDER_WAIT_SECONDS
     pause = 0.02
     while True:
         row, claimed = _placeholder_claim(
-            user=user, account=account, phone_number=phone_number, snapshot=snapshot
+            user=user, account=account, phone_number=phone_number, snapshot=snapshot, replaces=replaces
         )
+        if row is None:
+            continue
         if not claimed:
             if row.status == PlaceholderStatus.READY:
                 return _reused(row, raw_number, snapshot)

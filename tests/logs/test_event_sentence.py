@@ -68,6 +68,17 @@ SENTENCES: list[tuple[str, dict[str, Any], str]] = [
         "Rule created placeholder Jane Roe (Caller ID name)",
     ),
     (
+        EventKind.PLACEHOLDER_CREATED,
+        {
+            "outcome": "placeholder_created",
+            "contactName": "Caller 0199",
+            "contactId": "31",
+            "replacesPlaceholder": {"placeholderId": 4, "supersededBy": "27"},
+        },
+        "Rule created placeholder Caller 0199 (31), taking over from placeholder #4: contact 27, "
+        "which superseded it, is no longer found for the number",
+    ),
+    (
         EventKind.PLACEHOLDER_REUSED,
         {"outcome": "placeholder_reused", "contactName": "Jane Roe", "contactId": "9"},
         "Rule reused placeholder Jane Roe (9)",
