@@ -236,6 +236,8 @@ def _name_source(source: str) -> str:
 def _failure(detail: dict[str, Any]) -> str:
     when = " while checking whether it holds the log" if detail.get("check") else ""
     when = " while updating the log" if detail.get("update") else when
+    if detail.get("relink"):
+        when = f" while moving the log to contact {detail.get('toContactId') or '?'}; it stays where it was"
     sentence = f"The CRM failed{when}: {detail.get('error') or 'no answer'}"
     if detail.get("status"):
         sentence += f" (HTTP {detail['status']})"
@@ -322,6 +324,11 @@ def event_sentence(*, kind: str, detail: dict[str, Any]) -> str:
         if detail.get("found"):
             return f"Checked the CRM: it holds the log ({detail.get('crmLogId')})"
         return "Checked the CRM: it does not hold the log"
+    if kind == EventKind.RELINKED:
+        admin = f" ({detail['admin']})" if detail.get("admin") else ""
+        source = {"contactName": detail.get("fromContactName"), "contactId": detail.get("fromContactId")}
+        target = {"contactName": detail.get("toContactName"), "contactId": detail.get("toContactId")}
+        return f"Moved by an admin{admin} from placeholder {_name(source)} to contact {_name(target)}"
     if kind == EventKind.UNCONFIRMED:
         return f"Left for an admin: {detail.get('reason') or 'the CRM cannot be asked'}"
     return str(EventKind(kind).label) if kind in EventKind.values else kind
@@ -332,7 +339,7 @@ def event_actor(*, kind: str, decided_by: str, detail: dict[str, Any]) -> str:
     for a retry, or the CRM for its answers; else ""."""
     if decided_by:
         return str(DecidedBy(decided_by).label) if decided_by in DecidedBy.values else decided_by
-    if kind == EventKind.RETRIED:
+    if kind in {EventKind.RETRIED, EventKind.RELINKED}:
         return _RETRIED_BY.get(str(detail.get("by")), str(detail.get("by") or "")).capitalize()
     if kind in {EventKind.CRM_LOGGED, EventKind.CRM_UPDATED, EventKind.CRM_FAILED, EventKind.CRM_CHECKED}:
         return "The CRM"

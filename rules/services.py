@@ -1106,6 +1106,127 @@ def _manual_found_in_crm(row: PlaceholderContact, *, user: CrmUser, client: CrmC
     }
 
 
+# --- moving a superseded placeholder's logs ----------------------------------------------------
+
+# One admin action moves at most this many CRM activities (each is a CRM call, made while
+# the admin waits); the rest stay for the next run, which picks up where this one stopped.
+RELINK_BATCH_LIMIT = 200
+
+
+@dataclass(slots=True)
+class RelinkSummary:
+    """What `placeholder_logs_relink` did, in logs (a conversation's messages share one
+    activity, and count each)."""
+
+    moved: int = 0
+    failed: int = 0
+    left: int = 0  # not tried: over RELINK_BATCH_LIMIT
+    unavailable: dict[str, int] = field(default_factory=dict)  # why not -> placeholders
+    errors: dict[str, int] = field(default_factory=dict)  # CRM error -> logs
+
+
+def placeholder_logs_relink(*, placeholder_ids: list[int], admin: str) -> RelinkSummary:
+    """Move the logged calls and messages still hanging on these superseded placeholders
+    to the real contact that superseded each (`superseded_by`), in the CRM and here.
+
+    An admin's action: for each CRM activity, the connector's `relink_activity` (outside
+    any transaction), then the log rows that share it get the new contact (no longer a
+    placeholder contact; the link to the registry row stays, as history) and a `relinked`
+    event naming `admin`, in one transaction, only if no one moved them meanwhile. A CRM
+    failure leaves the rows as they were, with a `crm_failed` event. Placeholders that are
+    not superseded, or whose connector cannot move activities, are left alone. Deletes
+    nothing, in the CRM or here: the placeholder contact stays in the CRM for the admin.
+    """
+    from logs.choices import EventKind, LogStatus
+    from logs.models import CallLog, LogEvent, MessageLog
+    from rules.selectors import placeholder_relink_plans
+
+    summary = RelinkSummary()
+    budget = RELINK_BATCH_LIMIT
+    for plan in placeholder_relink_plans(placeholder_ids=placeholder_ids):
+        if plan.unavailable:
+            summary.unavailable[plan.unavailable] = summary.unavailable.get(plan.unavailable, 0) + 1
+            continue
+        placeholder = plan.placeholder
+        client = crm_registry.get(placeholder.platform)
+        for kind, model in (("call", CallLog), ("message", MessageLog)):
+            rows = list(
+                model.objects.filter(
+                    placeholder_id=placeholder.pk, status=LogStatus.LOGGED, contact_id=placeholder.contact_id
+                )
+                .exclude(crm_log_id="")
+                .select_related("user")
+                .order_by("id")
+            )
+            activities: dict[str, list[Any]] = {}
+            for row in rows:
+                activities.setdefault(row.crm_log_id, []).append(row)
+            for crm_log_id, shared in activities.items():
+                if budget <= 0:
+                    summary.left += len(shared)
+                    continue
+                budget -= 1
+                detail: dict[str, Any] = {
+                    "by": "admin",
+                    "admin": admin,
+                    "placeholderId": placeholder.pk,
+                    "fromContactId": placeholder.contact_id,
+                    "fromContactName": placeholder.contact_name,
+                    "toContactId": plan.to_contact_id,
+                    "crmLogId": crm_log_id,
+                }
+                target = LogContact(
+                    id=plan.to_contact_id,
+                    phone_number=shared[0].phone_number,
+                    type=plan.to_contact_type,
+                    name=plan.to_contact_name,
+                )
+                try:
+                    result = client.relink_activity(
+                        user=shared[0].user, crm_log_id=crm_log_id, kind=kind, contact=target
+                    )
+                except CrmError as exc:
+                    error = str(exc)
+                    summary.failed += len(shared)
+                    summary.errors[error] = summary.errors.get(error, 0) + len(shared)
+                    failure = {**detail, "relink": True, "error": error, "status": exc.status_code}
+                    LogEvent.objects.bulk_create(_relink_events(shared, EventKind.CRM_FAILED, failure))
+                    continue
+                name = result.contact_name or plan.to_contact_name
+                detail.update(toContactId=result.contact_id, toContactName=name)
+                with transaction.atomic():
+                    still = list(
+                        model.objects.select_for_update()
+                        .filter(pk__in=[row.pk for row in shared], contact_id=placeholder.contact_id)
+                        .values_list("pk", flat=True)
+                    )
+                    model.objects.filter(pk__in=still).update(
+                        contact_id=result.contact_id[:255],
+                        contact_name=name[:255],
+                        contact_type=plan.to_contact_type[:64],
+                        contact_is_placeholder=False,
+                        updated_at=timezone.now(),
+                    )
+                    moved = [row for row in shared if row.pk in still]
+                    LogEvent.objects.bulk_create(_relink_events(moved, EventKind.RELINKED, detail))
+                summary.moved += len(moved)
+    return summary
+
+
+def _relink_events(rows: list[Any], kind: str, detail: dict[str, Any]) -> list[Any]:
+    from logs.models import CallLog, LogEvent
+
+    return [
+        LogEvent(
+            call_log_id=row.pk if isinstance(row, CallLog) else None,
+            message_log_id=None if isinstance(row, CallLog) else row.pk,
+            kind=kind,
+            detail=detail,
+        )
+        for row in rows
+    ]
+
+
 # --- accounts and admin settings -------------------------------------------------------------
 
 
