@@ -798,6 +798,9 @@ def placeholder_obtain(
     """The placeholder contact for an unknown number: reused when one exists, else created
     by exactly one request while concurrent ones wait for it and reuse it.
 
+    A superseded placeholder is never reused, nor the contact that superseded it (the
+    lookup no longer finds it): the new placeholder takes over from the newest superseded
+    one of the scope (`replaces`), and the decision records `replacesPlaceholder`.
     Writes the registry row (creating -> ready or failed) and calls the CRM's
     `create_contact` at most once per number at a time.
     """
