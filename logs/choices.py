@@ -41,3 +41,5 @@ class EventKind(models.TextChoices):
     # Whether the CRM holds a write that an interrupted attempt began (`found`).
     CRM_CHECKED = "crm_checked", "Checked the CRM"
     UNCONFIRMED = "unconfirmed", "Left for an admin"
+    # An admin moved the log's CRM activity from a superseded placeholder to the real contact.
+    RELINKED = "relinked", "Moved to another contact"

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any, TypeVar
 
-from django.db import connection
 from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import TruncDate
 from django.utils import timezone
@@ -88,34 +87,6 @@ def call_log_last_failure(*, log: CallLog) -> dict[str, Any]:
     throttled), or {} when it has none."""
     event = log.events.filter(kind=EventKind.CRM_FAILED).order_by("-id").only("detail").first()
     return dict(event.detail) if event is not None and isinstance(event.detail, dict) else {}
-
-
-def placeholder_find_in_scope(*, user: CrmUser, contact_id: str) -> int | None:
-    """The id of the ready placeholder contact `contact_id` is in the registry, in the
-    user's scope (the user's RingCentral account, or the user alone when not linked to one)
-    and platform, whoever created it (a rule or any user of the scope); else None.
-
-    For a contact the CRM's lookup matched (a placeholder created earlier is an ordinary
-    contact to the CRM). One hand-written statement: it runs for every matched call
-    (bench/profile.py: the ORM's query building cost more than the query).
-    """
-    if not contact_id:
-        return None
-    table = connection.ops.quote_name(PlaceholderContact._meta.db_table)
-    accounts = connection.ops.quote_name(Account._meta.db_table)
-    scopes = "p.scope_key = %s"
-    params: list[Any] = [user.platform, contact_id, PlaceholderStatus.READY.value, f"user:{user.pk}"]
-    if user.rc_account_id:
-        scopes += f" OR p.account_id IN (SELECT a.id FROM {accounts} a WHERE a.rc_account_id = %s)"  # noqa: S608
-        params.append(user.rc_account_id)
-    sql = (
-        f"SELECT p.id FROM {table} p WHERE p.platform = %s AND p.contact_id = %s"  # noqa: S608
-        f" AND p.status = %s AND ({scopes}) ORDER BY p.id LIMIT 1"
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        row = cursor.fetchone()
-    return int(row[0]) if row else None
 
 
 # --- admin screens ---
@@ -272,6 +243,8 @@ def _name_source(source: str) -> str:
 def _failure(detail: dict[str, Any]) -> str:
     when = " while checking whether it holds the log" if detail.get("check") else ""
     when = " while updating the log" if detail.get("update") else when
+    if detail.get("relink"):
+        when = f" while moving the log to contact {detail.get('toContactId') or '?'}; it stays where it was"
     sentence = f"The CRM failed{when}: {detail.get('error') or 'no answer'}"
     if detail.get("status"):
         sentence += f" (HTTP {detail['status']})"
@@ -294,7 +267,14 @@ def _decided(kind: str, detail: dict[str, Any]) -> str:
         return f"Rule matched contact {_name(detail)}{placeholder}"
     if kind == EventKind.PLACEHOLDER_CREATED:
         source = f" ({_name_source(str(detail['nameSource']))})" if detail.get("nameSource") else ""
-        return f"Rule created placeholder {_name(detail)}{source}"
+        sentence = f"Rule created placeholder {_name(detail)}{source}"
+        replaced = detail.get("replacesPlaceholder")
+        if isinstance(replaced, dict):
+            sentence += (
+                f", taking over from placeholder #{replaced.get('placeholderId')}: contact "
+                f"{replaced.get('supersededBy')}, which superseded it, is no longer found for the number"
+            )
+        return sentence
     if kind == EventKind.PLACEHOLDER_REUSED:
         return f"Rule reused placeholder {_name(detail)}"
     # PROMPTED
@@ -351,6 +331,11 @@ def event_sentence(*, kind: str, detail: dict[str, Any]) -> str:
         if detail.get("found"):
             return f"Checked the CRM: it holds the log ({detail.get('crmLogId')})"
         return "Checked the CRM: it does not hold the log"
+    if kind == EventKind.RELINKED:
+        admin = f" ({detail['admin']})" if detail.get("admin") else ""
+        source = {"contactName": detail.get("fromContactName"), "contactId": detail.get("fromContactId")}
+        target = {"contactName": detail.get("toContactName"), "contactId": detail.get("toContactId")}
+        return f"Moved by an admin{admin} from placeholder {_name(source)} to contact {_name(target)}"
     if kind == EventKind.UNCONFIRMED:
         return f"Left for an admin: {detail.get('reason') or 'the CRM cannot be asked'}"
     return str(EventKind(kind).label) if kind in EventKind.values else kind
@@ -361,7 +346,7 @@ def event_actor(*, kind: str, decided_by: str, detail: dict[str, Any]) -> str:
     for a retry, or the CRM for its answers; else ""."""
     if decided_by:
         return str(DecidedBy(decided_by).label) if decided_by in DecidedBy.values else decided_by
-    if kind == EventKind.RETRIED:
+    if kind in {EventKind.RETRIED, EventKind.RELINKED}:
         return _RETRIED_BY.get(str(detail.get("by")), str(detail.get("by") or "")).capitalize()
     if kind in {EventKind.CRM_LOGGED, EventKind.CRM_UPDATED, EventKind.CRM_FAILED, EventKind.CRM_CHECKED}:
         return "The CRM"

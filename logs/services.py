@@ -72,10 +72,10 @@ from logs.selectors import (
     call_log_find_logged,
     call_logs_of_session,
     identity_match,
-    placeholder_find_in_scope,
 )
 from rules.choices import DecisionOutcome
 from rules.models import PlaceholderContact
+from rules.selectors import placeholders_in_scope
 from rules.services import ContactDecision, LogTraffic, contact_decide
 
 logger = logging.getLogger(__name__)
@@ -151,9 +151,10 @@ def _contact_decide(*, user: CrmUser, **kwargs: Any) -> ContactDecision:
     decision = contact_decide(user=user, **kwargs)
     if decision.is_placeholder or decision.contact is None or decision.outcome not in _LOOKED_UP_OUTCOMES:
         return decision
-    placeholder_id = placeholder_find_in_scope(user=user, contact_id=decision.contact.id)
-    if placeholder_id is None:
+    found = placeholders_in_scope(user=user, contact_id=decision.contact.id) if decision.contact.id else []
+    if not found:
         return decision
+    placeholder_id = found[0].pk
     return replace(
         decision,
         is_placeholder=True,

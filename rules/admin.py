@@ -13,7 +13,9 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
-from django.core.exceptions import PermissionDenied
+from django.contrib.admin import helpers
+from django.contrib.auth import get_permission_codename
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -43,17 +45,22 @@ from rules.selectors import (
     OpenPlaceholderRow,
     admin_settings_map,
     placeholder_name_preview,
+    placeholder_relink_plans,
     placeholder_template_for,
     placeholders_open_report,
     recorded_calls_get,
+    relink_unavailable_reason,
     rule_values_for_scope,
 )
 from rules.services import (
+    RELINK_BATCH_LIMIT,
+    RelinkSummary,
     RulesPreview,
     account_save,
     blocked_number_clean,
     blocked_number_save,
     contact_type_choices,
+    placeholder_logs_relink,
     placeholder_names_scope_save,
     rule_row_delete,
     rule_setting_clean,
@@ -555,7 +562,19 @@ class PlaceholderContactAdmin(ExportMixin, ReadOnlyAdmin):
         ("Creation", {"fields": ("status", "attempts", "last_error", "created_at", "updated_at")}),
         (
             "Life",
-            {"fields": ("life", "life_reason", "named_as", "named_at", "superseded_by", "superseded_at")},
+            {
+                "fields": (
+                    "life",
+                    "life_reason",
+                    "named_as",
+                    "named_at",
+                    "superseded_by",
+                    "superseded_at",
+                    "replaces",
+                    "replaced_by",
+                    "old_logs",
+                )
+            },
         ),
     )
     readonly_fields = (
@@ -580,7 +599,12 @@ class PlaceholderContactAdmin(ExportMixin, ReadOnlyAdmin):
         "named_at",
         "superseded_by",
         "superseded_at",
+        "replaces",
+        "replaced_by",
+        "old_logs",
     )
+
+    actions = ("relink_old_logs",)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[PlaceholderContact]:
         # The creating user's credentials are never loaded (so never decrypted or shown).
@@ -614,6 +638,97 @@ class PlaceholderContactAdmin(ExportMixin, ReadOnlyAdmin):
         if not obj.rule_snapshot:
             return "-"
         return format_html("<pre>{}</pre>", redact(json.dumps(obj.rule_snapshot, indent=2, sort_keys=True)))
+
+    def get_object(
+        self, request: HttpRequest, object_id: str, from_field: str | None = None
+    ) -> PlaceholderContact | None:
+        """The detail page's row with the placeholders it took over from and was replaced by,
+        in its one query (Django's own lookup otherwise)."""
+        if from_field is not None:
+            return super().get_object(request, object_id, from_field)
+        queryset = self.get_queryset(request).select_related("replaces", "replaced_by")
+        try:
+            return queryset.get(pk=self.opts.pk.to_python(object_id))
+        except (PlaceholderContact.DoesNotExist, ValidationError, ValueError):
+            return None
+
+    @admin.display(description="replaced by")
+    def replaced_by(self, obj: PlaceholderContact) -> str:
+        try:
+            return str(obj.replaced_by)
+        except PlaceholderContact.DoesNotExist:
+            return "-"
+
+    @admin.display(description="old logs")
+    def old_logs(self, obj: PlaceholderContact) -> str:
+        """Whether the relink action can move the logs still on this placeholder."""
+        unavailable = relink_unavailable_reason(placeholder=obj)
+        if unavailable:
+            return f"Moving them to another contact is unavailable: {unavailable}."
+        return (
+            f'The action "Move old logs" moves the calls and messages logged against it to contact '
+            f"{obj.superseded_by}."
+        )
+
+    # --- moving a superseded placeholder's old logs to the real contact ---
+
+    RELINK_PLACEHOLDER_LIMIT = 100
+
+    def has_relink_permission(self, request: HttpRequest) -> bool:
+        """Moving logs needs the registry's change permission, which auditors do not have
+        (the registry itself stays read-only: the action goes through a service)."""
+        opts = self.opts
+        return request.user.has_perm(f"{opts.app_label}.{get_permission_codename('change', opts)}")
+
+    @admin.action(
+        description="Move old logs of selected superseded placeholders to the real contact",
+        permissions=["relink"],
+    )
+    def relink_old_logs(
+        self, request: HttpRequest, queryset: QuerySet[PlaceholderContact]
+    ) -> HttpResponse | None:
+        """First a confirmation page (what moves where, or why not); confirmed, the move."""
+        ids = list(queryset.order_by("id").values_list("pk", flat=True)[: self.RELINK_PLACEHOLDER_LIMIT + 1])
+        if len(ids) > self.RELINK_PLACEHOLDER_LIMIT:
+            message = (
+                f"Select at most {self.RELINK_PLACEHOLDER_LIMIT} placeholders at once (filter on life first)."
+            )
+            self.message_user(request, message, messages.ERROR)
+            return None
+        if request.POST.get("confirmed") != "yes":
+            plans = placeholder_relink_plans(placeholder_ids=ids)
+            movable = [plan for plan in plans if not plan.unavailable]
+            context = {
+                **self.admin_site.each_context(request),
+                "opts": self.opts,
+                "title": "Move old logs to the real contact",
+                "plans": plans,
+                "movable_logs": sum(plan.logs for plan in movable),
+                "movable_activities": sum(plan.activities for plan in movable),
+                "limit": RELINK_BATCH_LIMIT,
+                "selected": ids,
+                "action": "relink_old_logs",
+                "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+            }
+            return TemplateResponse(
+                request, "admin/rules/placeholdercontact/relink_confirmation.html", context
+            )
+        summary = placeholder_logs_relink(placeholder_ids=ids, admin=request.user.get_username())
+        level = messages.WARNING if summary.failed or summary.left else messages.SUCCESS
+        self.message_user(request, self.relink_message(summary), level)
+        return None
+
+    @staticmethod
+    def relink_message(summary: RelinkSummary) -> str:
+        parts = [f"{summary.moved} moved"]
+        if summary.failed:
+            reasons = ", ".join(f"{error} ({count})" for error, count in sorted(summary.errors.items()))
+            parts.append(f"{summary.failed} failed: {reasons}")
+        if summary.left:
+            parts.append(f"{summary.left} left for the next run")
+        for reason, count in sorted(summary.unavailable.items()):
+            parts.append(f"{count} placeholder{'s' * (count != 1)} left alone: {reason}")
+        return "Old logs: " + "; ".join(parts) + "."
 
     # --- the open-placeholder report: by age and calls, as a page and as CSV ---
 

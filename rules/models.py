@@ -185,10 +185,12 @@ class PlaceholderContact(models.Model):
     """A contact created for a number no CRM contact had, by a rule or by a user.
 
     Rule-created ones are unique per scope (RingCentral account, or the user when not
-    linked to one), platform and number: the row is claimed before the CRM is asked, so
-    simultaneous calls from one number create one contact, and it is reused while the
-    CRM's search has not caught up. Its `life` follows it afterwards: open, named, or
-    superseded by a real contact for the number.
+    linked to one), platform and number, superseded ones aside: the row is claimed before
+    the CRM is asked, so simultaneous calls from one number create one contact, and it is
+    reused while the CRM's search has not caught up. Its `life` follows it afterwards:
+    open, named, or superseded by a real contact for the number. A superseded row stays
+    as history; should the real contact be gone when the number calls again, a new
+    placeholder takes over from it (`replaces`), still one live one per number.
     """
 
     scope_key = models.CharField(max_length=80, help_text="acct:<account key> or user:<user id>")
@@ -222,6 +224,16 @@ class PlaceholderContact(models.Model):
     )
     superseded_at = models.DateTimeField(null=True, blank=True)
     life_reason = models.CharField(max_length=255, blank=True, help_text="Why its life last changed.")
+    # The superseded placeholder of the number this one took over from: the real contact
+    # that superseded it was gone when the number called again (see `rules.services`).
+    replaces = models.OneToOneField(
+        "self",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="replaced_by",
+        help_text="The number's earlier placeholder, superseded by a contact the CRM no longer returns.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -230,8 +242,8 @@ class PlaceholderContact(models.Model):
         constraints = [
             models.UniqueConstraint(
                 fields=("scope_key", "platform", "phone_number"),
-                condition=Q(decided_by=DecidedBy.RULE),
-                name="%(app_label)s_%(class)s_one_per_number",
+                condition=Q(decided_by=DecidedBy.RULE) & ~Q(life=PlaceholderLife.SUPERSEDED),
+                name="%(app_label)s_%(class)s_one_live_per_number",
             )
         ]
         indexes = [

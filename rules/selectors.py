@@ -14,6 +14,7 @@ from datetime import date, datetime
 from typing import Any
 
 from django.core.cache import cache
+from django.db import connection
 from django.db.models import Count, IntegerField, Max, OuterRef, Subquery
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -21,6 +22,7 @@ from django.utils import timezone
 from connector.crm.registry import crm_registry
 from connector.exceptions import ConnectorNotFound
 from connector.models import CrmUser
+from connector.utils import hash_value
 from rules.choices import DecidedBy, PlaceholderLife, PlaceholderStatus
 from rules.models import Account, BlockedNumber, PlaceholderContact, PlaceholderNameTemplate, RuleSetting
 from rules.parameters import (
@@ -435,6 +437,178 @@ def placeholder_name_preview(
     return template_render(
         template, phone_number=phone_number, caller_id=caller_id, direction=direction, day=day
     )
+
+
+# --- the placeholder registry, as the logging flow reads it ---------------------------------
+
+
+def placeholder_scope_keys(*, user: CrmUser) -> list[str]:
+    """The registry scopes a user's placeholders live in: the user alone, and the user's
+    RingCentral account when linked to one (its key is the hash of its id, so no account
+    is read). The registry is unique per scope, platform and number."""
+    scopes = [f"user:{user.pk}"]
+    if user.rc_account_id:
+        scopes.append(f"acct:{hash_value(user.rc_account_id)}")
+    return scopes
+
+
+_REGISTRY_COLUMNS = (
+    "id",
+    "scope_key",
+    "phone_number",
+    "contact_id",
+    "contact_name",
+    "contact_type",
+    "decided_by",
+    "life",
+    "named_as",
+    "superseded_by",
+)
+
+
+def placeholders_in_scope(
+    *, user: CrmUser, phone_number: str = "", contact_id: str = "", by_rule_only: bool = False
+) -> list[PlaceholderContact]:
+    """The ready registry rows of the user's scopes and platform (`placeholder_scope_keys`)
+    for one number (`phone_number`, E.164) or one CRM contact (`contact_id`), oldest first,
+    superseded ones included; only the rules' when `by_rule_only`.
+
+    The one read of the registry by the logging flow: the rules ask it by number (is a
+    contact the lookup found our placeholder?), the log history by contact (is the
+    contact a log hangs on a placeholder, whoever made it?). It runs for nearly every
+    call, so it is one hand-written statement on an index (bench/profile.py: the ORM's
+    query building cost more than the query); the rows carry only `_REGISTRY_COLUMNS`.
+    """
+    if bool(phone_number) == bool(contact_id):
+        raise ValueError("give a phone number or a contact id")
+    scopes = placeholder_scope_keys(user=user)
+    table = connection.ops.quote_name(PlaceholderContact._meta.db_table)
+    column, value = ("phone_number", phone_number) if phone_number else ("contact_id", contact_id)
+    sql = (
+        f"SELECT {', '.join(_REGISTRY_COLUMNS)} FROM {table}"  # noqa: S608
+        f" WHERE {column} = %s AND platform = %s AND status = %s"
+        f" AND scope_key IN ({', '.join(['%s'] * len(scopes))})"
+    )
+    params: list[Any] = [value, user.platform, PlaceholderStatus.READY.value, *scopes]
+    if by_rule_only:
+        sql += " AND decided_by = %s"
+        params.append(DecidedBy.RULE.value)
+    with connection.cursor() as cursor:
+        cursor.execute(sql + " ORDER BY id", params)
+        rows = cursor.fetchall()
+    return [
+        PlaceholderContact(
+            **dict(zip(_REGISTRY_COLUMNS, row, strict=True)),
+            platform=user.platform,
+            status=PlaceholderStatus.READY,
+        )
+        for row in rows
+    ]
+
+
+# --- moving a superseded placeholder's logs -----------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RelinkPlan:
+    """What moving one placeholder's old logs to the contact that superseded it would do."""
+
+    placeholder: PlaceholderContact
+    to_contact_id: str  # the real contact (superseded_by); "" when not superseded
+    to_contact_name: str  # as the newest log against it recorded it; "" when none did
+    to_contact_type: str
+    calls: int  # logged calls still against the placeholder
+    messages: int  # logged messages still against it (a conversation's share one activity)
+    activities: int  # CRM activities to move
+    unavailable: str  # why none can move ("" when they can)
+
+    @property
+    def logs(self) -> int:
+        return self.calls + self.messages
+
+
+def relink_unavailable_reason(*, placeholder: PlaceholderContact) -> str:
+    """Why the logs of `placeholder` cannot be moved to another contact, or "" when they can:
+    it must be superseded, and its connector must move activities."""
+    from connector.crm.registry import crm_registry
+    from connector.exceptions import ConnectorNotFound
+
+    if placeholder.life != PlaceholderLife.SUPERSEDED or not placeholder.superseded_by:
+        return "not superseded: its number has no other contact yet"
+    try:
+        client = crm_registry.get(placeholder.platform)
+    except ConnectorNotFound:
+        return f"no connector {placeholder.platform} is configured"
+    if not client.can_relink_activities():
+        return f"the {placeholder.platform} connector cannot move activities"
+    return ""
+
+
+def placeholder_relink_plans(*, placeholder_ids: list[int]) -> list[RelinkPlan]:
+    """For each of these placeholders (oldest first), how many logged calls and messages
+    still hang on it, how many CRM activities that is, the contact they would move to, and
+    why they cannot move when they cannot. A few queries, whatever the number of logs."""
+    from logs.choices import LogStatus
+    from logs.models import CallLog, MessageLog
+
+    placeholders = list(
+        PlaceholderContact.objects.filter(pk__in=placeholder_ids).order_by("created_at", "id")
+    )
+    counts: dict[tuple[str, int], tuple[int, int]] = {}
+    for kind, model in (("call", CallLog), ("message", MessageLog)):
+        rows = (
+            model.objects.filter(placeholder_id__in=[p.pk for p in placeholders], status=LogStatus.LOGGED)
+            .exclude(crm_log_id="")
+            .order_by()
+            .values_list("placeholder_id", "contact_id", "crm_log_id")
+        )
+        on_placeholder: dict[int, list[str]] = {}
+        contact_of = {p.pk: p.contact_id for p in placeholders}
+        for placeholder_id, contact_id, crm_log_id in rows:
+            if contact_id == contact_of[placeholder_id]:  # not moved yet
+                on_placeholder.setdefault(placeholder_id, []).append(crm_log_id)
+        for placeholder_id, crm_log_ids in on_placeholder.items():
+            counts[(kind, placeholder_id)] = (len(crm_log_ids), len(set(crm_log_ids)))
+    targets = _relink_targets(placeholders)
+    plans = []
+    for placeholder in placeholders:
+        calls, call_activities = counts.get(("call", placeholder.pk), (0, 0))
+        messages, message_activities = counts.get(("message", placeholder.pk), (0, 0))
+        name, contact_type = targets.get((placeholder.platform, placeholder.superseded_by), ("", ""))
+        plans.append(
+            RelinkPlan(
+                placeholder=placeholder,
+                to_contact_id=placeholder.superseded_by,
+                to_contact_name=name,
+                to_contact_type=contact_type,
+                calls=calls,
+                messages=messages,
+                activities=call_activities + message_activities,
+                unavailable=relink_unavailable_reason(placeholder=placeholder),
+            )
+        )
+    return plans
+
+
+def _relink_targets(placeholders: list[PlaceholderContact]) -> dict[tuple[str, str], tuple[str, str]]:
+    """(platform, contact id) -> (name, type) of each superseding contact, as the newest
+    call log against it recorded them (the registry keeps only its id)."""
+    from logs.models import CallLog
+
+    targets: dict[tuple[str, str], tuple[str, str]] = {}
+    for placeholder in placeholders:
+        key = (placeholder.platform, placeholder.superseded_by)
+        if not placeholder.superseded_by or key in targets:
+            continue
+        newest = (
+            CallLog.objects.filter(platform=key[0], contact_id=key[1])
+            .exclude(contact_name="")
+            .order_by("-created_at", "-id")
+            .values_list("contact_name", "contact_type")
+            .first()
+        )
+        targets[key] = newest or ("", "")
+    return targets
 
 
 # --- the open-placeholder report ---------------------------------------------------------

@@ -54,6 +54,7 @@ from rules.selectors import (
     RuleValues,
     account_get_for_user,
     placeholder_template_for,
+    placeholders_in_scope,
     rule_values_candidate,
     rule_values_get,
 )
@@ -448,7 +449,8 @@ def contact_decide(
     """
     traffic = traffic or LogTraffic(kind="call")
     if given_contact is not None:
-        placeholder = placeholder_find_by_contact(user=user, contact_id=given_contact.id)
+        found = placeholders_in_scope(user=user, contact_id=given_contact.id) if given_contact.id else []
+        placeholder = found[0] if found else None
         return ContactDecision(
             outcome=DecisionOutcome.GIVEN,
             decided_by=DecidedBy.USER,
@@ -578,28 +580,21 @@ def contact_decide(
 # a lookup finds another contact the rules choose    -> superseded  superseded_by, superseded_at
 #   (whether or not the placeholder is still returned: the CRM may have merged it away)
 # a lookup finds nothing                             -> unchanged   (the CRM's search may lag)
-# Logs already written stay on the placeholder: no connector can move activities today.
+# a lookup finds nothing, and the number's           -> a new placeholder (open) takes over,
+#   placeholder is superseded                           `replaces` linking it to the old one
+# A superseded row stays as history: the contact that superseded it was found by a lookup,
+# so one that no longer finds it means it is gone (deleted, or merged away), and the number
+# is unknown again; the old placeholder, not found either, is no contact to log against.
+# One live (not superseded) rule-made row per number holds under concurrency (the
+# registry's constraint). Logs already written stay where they are; an admin may move
+# them to the real contact where the connector can (`placeholder_logs_relink`).
 
 
 def _placeholders_of_number(*, user: CrmUser, phone_number: str) -> dict[str, PlaceholderContact]:
-    """The rule-made placeholders of `phone_number` in the user's scope (account or user;
-    no account read: its key is the hash of its id), ready, by CRM contact id (superseded
-    ones too: the CRM still returns them, and they must not count as real contacts). One
-    statement, on the lookup's index."""
-    scopes = [f"user:{user.pk}"]
-    if user.rc_account_id:
-        scopes.append(f"acct:{hash_value(user.rc_account_id)}")
-    rows = (
-        PlaceholderContact.objects.filter(
-            scope_key__in=scopes,
-            platform=user.platform,
-            phone_number=phone_number,
-            decided_by=DecidedBy.RULE,
-            status=PlaceholderStatus.READY,
-        )
-        .order_by("id")
-        .only("id", "contact_id", "contact_name", "contact_type", "life", "named_as")
-    )
+    """The rule-made placeholders of `phone_number` in the user's scope, ready, by CRM
+    contact id (superseded ones too: the CRM may still return them, and they must not
+    count as real contacts)."""
+    rows = placeholders_in_scope(user=user, phone_number=phone_number, by_rule_only=True)
     return {row.contact_id: row for row in rows}
 
 
@@ -613,6 +608,8 @@ def _placeholder_matched(
 ) -> ContactDecision:
     """The lookup found only our placeholder: log against it, and record a name the CRM
     now shows for it (`named`)."""
+    unsuperseded = [m for m in matches if ours[str(m.get("id"))].life != PlaceholderLife.SUPERSEDED]
+    matches = unsuperseded or matches  # the placeholder that took over from a superseded one
     match = matches[0]
     if len(matches) > 1:  # our placeholders of two scopes: the policy's, else the oldest
         match = _policy_choose(matches, policy)[0] or min(matches, key=lambda c: ours[str(c.get("id"))].pk)
@@ -691,26 +688,6 @@ def _scope_key(user: CrmUser, account: Account | None) -> str:
     return f"acct:{account.account_key}" if account is not None else f"user:{user.pk}"
 
 
-def placeholder_find_by_contact(*, user: CrmUser, contact_id: str) -> PlaceholderContact | None:
-    """The placeholder record of a CRM contact on the user's platform, if it is one.
-
-    Runs for every call logged against a named contact, so it is one hand-written
-    statement (bench/profile.py: the ORM's query building cost more than the query);
-    the record comes back with its id only, which is what a log links to.
-    """
-    if not contact_id:
-        return None
-    table = connection.ops.quote_name(PlaceholderContact._meta.db_table)
-    sql = (
-        f"SELECT id FROM {table} WHERE platform = %s AND contact_id = %s AND status = %s"  # noqa: S608
-        " ORDER BY id LIMIT 1"
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [user.platform, contact_id, PlaceholderStatus.READY.value])
-        row = cursor.fetchone()
-    return PlaceholderContact(pk=row[0]) if row else None
-
-
 def _placeholder_name_and_type(
     *, client: CrmClient, rules: RuleValues, phone_number: str, caller_id_name: str, traffic: LogTraffic
 ) -> tuple[str, str, dict[str, Any]]:
@@ -747,19 +724,36 @@ def _placeholder_name_and_type(
 
 
 def _placeholder_claim(
-    *, user: CrmUser, account: Account | None, phone_number: str, snapshot: dict[str, Any]
-) -> tuple[PlaceholderContact, bool]:
+    *,
+    user: CrmUser,
+    account: Account | None,
+    phone_number: str,
+    snapshot: dict[str, Any],
+    replaces: PlaceholderContact | None,
+) -> tuple[PlaceholderContact | None, bool]:
+    """Insert the number's live registry row as creating (True), else read the one another
+    request inserted (False); None when that one was superseded meanwhile (claim again)."""
     key = {
         "scope_key": _scope_key(user, account),
         "platform": user.platform,
         "phone_number": phone_number,
         "decided_by": DecidedBy.RULE,
     }
+    took_over = {}
+    if replaces is not None:
+        took_over = {
+            "replaces": replaces,
+            "life_reason": (
+                f"took over from placeholder #{replaces.pk}: contact {replaces.superseded_by}, which "
+                "superseded it, is no longer found for the number"
+            )[:255],
+        }
     try:
         with transaction.atomic():
             return (
                 PlaceholderContact.objects.create(
                     **key,
+                    **took_over,
                     account=account,
                     created_by=user,
                     rule_snapshot=snapshot,
@@ -768,7 +762,8 @@ def _placeholder_claim(
                 True,
             )
     except IntegrityError:
-        return PlaceholderContact.objects.get(**key), False
+        live = PlaceholderContact.objects.exclude(life=PlaceholderLife.SUPERSEDED)
+        return live.filter(**key).first(), False
 
 
 def _placeholder_take_over(row: PlaceholderContact, *, from_status: str, stale: bool = False) -> bool:
@@ -807,29 +802,48 @@ def placeholder_obtain(
     """The placeholder contact for an unknown number: reused when one exists, else created
     by exactly one request while concurrent ones wait for it and reuse it.
 
+    A superseded placeholder is never reused, nor the contact that superseded it (the
+    lookup no longer finds it): the new placeholder takes over from the newest superseded
+    one of the scope (`replaces`), and the decision records `replacesPlaceholder`.
     Writes the registry row (creating -> ready or failed) and calls the CRM's
     `create_contact` at most once per number at a time.
     """
     account = account_get_for_user(user=user)
     scope_key = _scope_key(user, account)
-    earlier = (
-        PlaceholderContact.objects.filter(
-            scope_key=scope_key,
-            platform=user.platform,
-            phone_number=phone_number,
-            status=PlaceholderStatus.READY,
-        )
-        .order_by("-decided_by", "id")  # a rule's placeholder before a hand-made one
-        .first()
-    )
-    if earlier is not None:
+    rows = placeholders_in_scope(user=user, phone_number=phone_number)
+    # A superseded placeholder is history, and so is the contact that superseded it: the
+    # lookup that found that contact no longer does (deleted, or merged away in the CRM).
+    gone = {row.superseded_by for row in rows if row.life == PlaceholderLife.SUPERSEDED}
+    live = [row for row in rows if row.life != PlaceholderLife.SUPERSEDED and row.contact_id not in gone]
+    if live:
+        # a contact a user made for the number before a rule's placeholder: it is the
+        # one a lookup would let supersede the placeholder
+        earlier = min(live, key=lambda row: (row.decided_by == DecidedBy.RULE, row.pk))
         return _reused(earlier, raw_number, snapshot)
+    replaces = max(
+        (
+            row
+            for row in rows
+            if row.life == PlaceholderLife.SUPERSEDED
+            and row.decided_by == DecidedBy.RULE
+            and row.scope_key == scope_key
+        ),
+        key=lambda row: row.pk,
+        default=None,
+    )
+    if replaces is not None:
+        snapshot["replacesPlaceholder"] = {
+            "placeholderId": replaces.pk,
+            "supersededBy": replaces.superseded_by,
+        }
     deadline = time.monotonic() + PLACEHOLDER_WAIT_SECONDS
     pause = 0.02
     while True:
         row, claimed = _placeholder_claim(
-            user=user, account=account, phone_number=phone_number, snapshot=snapshot
+            user=user, account=account, phone_number=phone_number, snapshot=snapshot, replaces=replaces
         )
+        if row is None:
+            continue
         if not claimed:
             if row.status == PlaceholderStatus.READY:
                 return _reused(row, raw_number, snapshot)
@@ -1097,6 +1111,127 @@ def _manual_found_in_crm(row: PlaceholderContact, *, user: CrmUser, client: CrmC
         "name": row.contact_name,
         "type": str(contact.get("type") or row.contact_type),
     }
+
+
+# --- moving a superseded placeholder's logs ----------------------------------------------------
+
+# One admin action moves at most this many CRM activities (each is a CRM call, made while
+# the admin waits); the rest stay for the next run, which picks up where this one stopped.
+RELINK_BATCH_LIMIT = 200
+
+
+@dataclass(slots=True)
+class RelinkSummary:
+    """What `placeholder_logs_relink` did, in logs (a conversation's messages share one
+    activity, and count each)."""
+
+    moved: int = 0
+    failed: int = 0
+    left: int = 0  # not tried: over RELINK_BATCH_LIMIT
+    unavailable: dict[str, int] = field(default_factory=dict)  # why not -> placeholders
+    errors: dict[str, int] = field(default_factory=dict)  # CRM error -> logs
+
+
+def placeholder_logs_relink(*, placeholder_ids: list[int], admin: str) -> RelinkSummary:
+    """Move the logged calls and messages still hanging on these superseded placeholders
+    to the real contact that superseded each (`superseded_by`), in the CRM and here.
+
+    An admin's action: for each CRM activity, the connector's `relink_activity` (outside
+    any transaction), then the log rows that share it get the new contact (no longer a
+    placeholder contact; the link to the registry row stays, as history) and a `relinked`
+    event naming `admin`, in one transaction, only if no one moved them meanwhile. A CRM
+    failure leaves the rows as they were, with a `crm_failed` event. Placeholders that are
+    not superseded, or whose connector cannot move activities, are left alone. Deletes
+    nothing, in the CRM or here: the placeholder contact stays in the CRM for the admin.
+    """
+    from logs.choices import EventKind, LogStatus
+    from logs.models import CallLog, LogEvent, MessageLog
+    from rules.selectors import placeholder_relink_plans
+
+    summary = RelinkSummary()
+    budget = RELINK_BATCH_LIMIT
+    for plan in placeholder_relink_plans(placeholder_ids=placeholder_ids):
+        if plan.unavailable:
+            summary.unavailable[plan.unavailable] = summary.unavailable.get(plan.unavailable, 0) + 1
+            continue
+        placeholder = plan.placeholder
+        client = crm_registry.get(placeholder.platform)
+        for kind, model in (("call", CallLog), ("message", MessageLog)):
+            rows = list(
+                model.objects.filter(
+                    placeholder_id=placeholder.pk, status=LogStatus.LOGGED, contact_id=placeholder.contact_id
+                )
+                .exclude(crm_log_id="")
+                .select_related("user")
+                .order_by("id")
+            )
+            activities: dict[str, list[Any]] = {}
+            for row in rows:
+                activities.setdefault(row.crm_log_id, []).append(row)
+            for crm_log_id, shared in activities.items():
+                if budget <= 0:
+                    summary.left += len(shared)
+                    continue
+                budget -= 1
+                detail: dict[str, Any] = {
+                    "by": "admin",
+                    "admin": admin,
+                    "placeholderId": placeholder.pk,
+                    "fromContactId": placeholder.contact_id,
+                    "fromContactName": placeholder.contact_name,
+                    "toContactId": plan.to_contact_id,
+                    "crmLogId": crm_log_id,
+                }
+                target = LogContact(
+                    id=plan.to_contact_id,
+                    phone_number=shared[0].phone_number,
+                    type=plan.to_contact_type,
+                    name=plan.to_contact_name,
+                )
+                try:
+                    result = client.relink_activity(
+                        user=shared[0].user, crm_log_id=crm_log_id, kind=kind, contact=target
+                    )
+                except CrmError as exc:
+                    error = str(exc)
+                    summary.failed += len(shared)
+                    summary.errors[error] = summary.errors.get(error, 0) + len(shared)
+                    failure = {**detail, "relink": True, "error": error, "status": exc.status_code}
+                    LogEvent.objects.bulk_create(_relink_events(shared, EventKind.CRM_FAILED, failure))
+                    continue
+                name = result.contact_name or plan.to_contact_name
+                detail.update(toContactId=result.contact_id, toContactName=name)
+                with transaction.atomic():
+                    still = list(
+                        model.objects.select_for_update()
+                        .filter(pk__in=[row.pk for row in shared], contact_id=placeholder.contact_id)
+                        .values_list("pk", flat=True)
+                    )
+                    model.objects.filter(pk__in=still).update(
+                        contact_id=result.contact_id[:255],
+                        contact_name=name[:255],
+                        contact_type=plan.to_contact_type[:64],
+                        contact_is_placeholder=False,
+                        updated_at=timezone.now(),
+                    )
+                    moved = [row for row in shared if row.pk in still]
+                    LogEvent.objects.bulk_create(_relink_events(moved, EventKind.RELINKED, detail))
+                summary.moved += len(moved)
+    return summary
+
+
+def _relink_events(rows: list[Any], kind: str, detail: dict[str, Any]) -> list[Any]:
+    from logs.models import CallLog, LogEvent
+
+    return [
+        LogEvent(
+            call_log_id=row.pk if isinstance(row, CallLog) else None,
+            message_log_id=None if isinstance(row, CallLog) else row.pk,
+            kind=kind,
+            detail=detail,
+        )
+        for row in rows
+    ]
 
 
 # --- accounts and admin settings -------------------------------------------------------------

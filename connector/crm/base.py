@@ -158,6 +158,17 @@ class CallLogDetails:
 
 
 @dataclass(slots=True)
+class RelinkResult:
+    """An activity `relink_activity` moved: its CRM id, and the contact it now hangs on as
+    the CRM showed it (`contact_name` is "" when the CRM's answer does not say)."""
+
+    crm_log_id: str
+    contact_id: str
+    contact_name: str = ""
+    return_message: JsonDict | None = None
+
+
+@dataclass(slots=True)
 class LogContact:
     """The contact a log hangs on, as App Connect's `contactInfo`."""
 
@@ -237,6 +248,7 @@ CRM_CALLS = frozenset(
         "create_message_log",
         "update_message_log",
         "find_message_log",
+        "relink_activity",
     }
 )
 
@@ -386,6 +398,27 @@ class CrmClient(abc.ABC):
         """The CRM id of the activity holding the message logged with
         `MessageLogInput.log_key == log_key`, or None. See `find_call_log`."""
         raise NotImplementedError
+
+    # moving activities (optional; not part of App Connect's interface)
+
+    def relink_activity(
+        self, *, user: CrmUser, crm_log_id: str, kind: str, contact: LogContact
+    ) -> RelinkResult:
+        """Move the activity `crm_log_id` (`kind`: "call" or "message", as
+        `connector.choices.ActivityKind`) to the existing contact `contact`, leaving the
+        rest of it as it is. Deletes nothing, in the CRM or here.
+
+        Used by an admin to move the logs of a superseded placeholder to the real contact
+        (`rules.services.placeholder_logs_relink`). Optional: a connector whose CRM cannot
+        move an activity leaves it unimplemented (`can_relink_activities`), and the admin
+        shows the move unavailable for its placeholders. Raises `CrmRejected` when the CRM
+        has no such activity or contact, and the other `CrmError`s as any CRM call.
+        """
+        raise NotImplementedError
+
+    def can_relink_activities(self) -> bool:
+        """Whether this connector implements `relink_activity`."""
+        return type(self).relink_activity is not CrmClient.relink_activity
 
     def implemented_interfaces(self) -> dict[str, bool]:
         """App Connect's capability map for GET /implementedInterfaces."""

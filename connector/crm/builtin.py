@@ -27,6 +27,7 @@ from connector.crm.base import (
     LogContact,
     LogResult,
     MessageLogInput,
+    RelinkResult,
     UpdateLogResult,
     UserInfoResult,
 )
@@ -398,3 +399,24 @@ class BuiltinCrmClient(CrmClient):
 
     def find_message_log(self, *, user: CrmUser, log_key: str, contact_id: str) -> str | None:
         return self._activity_by_key(user=user, kind=ActivityKind.MESSAGE, log_key=log_key)
+
+    # moving activities
+
+    def relink_activity(
+        self, *, user: CrmUser, crm_log_id: str, kind: str, contact: LogContact
+    ) -> RelinkResult:
+        """Hang the activity on another existing contact; the old contact keeps everything
+        else (nothing is deleted)."""
+        activity = self._activity(crm_log_id, kind)
+        target = BuiltinContact.objects.filter(pk=contact.id).first() if str(contact.id).isdigit() else None
+        if target is None:
+            raise CrmRejected(f"No contact {contact.id} in the built-in CRM")
+        if activity.contact_id != target.pk:
+            activity.contact = target
+            activity.save(update_fields=("contact", "updated_at"))
+        return RelinkResult(
+            crm_log_id=str(activity.pk),
+            contact_id=str(target.pk),
+            contact_name=target.name,
+            return_message=_success("Activity moved."),
+        )

@@ -19,7 +19,9 @@ Pages this follows (request and response shapes):
   `updateActivity`, `getActivity`, `getActivities` with `person_id`/`owner_id`/sorting;
   pipedrive/client-nodejs src/versions/v2/api/activities-api.ts); a person is linked as
   `participants: [{person_id, primary: true}]` (`person_id` itself is read-only in v2:
-  pipedrive.readme.io "API v2 migration guide").
+  pipedrive.readme.io "API v2 migration guide"); `updateActivity` takes the same body as
+  `addActivity` (client-nodejs: `ActivitiesApiUpdateActivityRequest` carries an
+  `AddActivityRequest`), so new `participants` move an activity to another person.
 - Activity types: developers.pipedrive.com/docs/api/v1/ActivityTypes (`key_string` is
   what an activity's `type` holds).
 - Rate limits: pipedrive.readme.io/docs/core-api-concepts-rate-limiting (`x-ratelimit-*`
@@ -63,6 +65,7 @@ from connector.crm.base import (
     OAuthCrmClient,
     OAuthInfo,
     OAuthTokens,
+    RelinkResult,
     UpdateLogResult,
     UserInfoResult,
 )
@@ -768,3 +771,28 @@ class PipedriveCrmClient(OAuthCrmClient):
 
     def find_message_log(self, *, user: CrmUser, log_key: str, contact_id: str) -> str | None:
         return self._find_activity(user=user, log_key=log_key, contact_id=contact_id)
+
+    # moving activities
+
+    def relink_activity(
+        self, *, user: CrmUser, crm_log_id: str, kind: str, contact: LogContact
+    ) -> RelinkResult:
+        """`PATCH /api/v2/activities/{id}` with the person as the activity's primary (and
+        only) participant, which sets its `person_id`: calls and messages are activities
+        alike. The earlier person keeps everything else; nothing is deleted."""
+        person_id = self._person_id(contact.id)
+        if person_id is None:
+            raise CrmRejected(f"{contact.id!r} is not a Pipedrive person id")
+        activity_id = self._activity_id(crm_log_id)
+        data = self._call(
+            "PATCH",
+            user,
+            f"/api/v2/activities/{activity_id}",
+            json={"participants": [{"person_id": person_id, "primary": True}]},
+        )
+        moved = data if isinstance(data, dict) else {}
+        if moved.get("person_id") not in (None, person_id):
+            raise CrmRejected(f"{self.platform} kept activity {activity_id} on person {moved['person_id']}")
+        return RelinkResult(
+            crm_log_id=str(activity_id), contact_id=str(person_id), return_message=_message("Activity moved.")
+        )

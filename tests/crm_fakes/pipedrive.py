@@ -396,7 +396,7 @@ class PipedriveFake:
 
     def _activity_update(self, request: Seen, match: re.Match[str]) -> Reply:
         # developers.pipedrive.com/docs/api/v2/Activities#updateActivity: the fields given
-        # replace the stored ones
+        # replace the stored ones (the body is addActivity's, `participants` included)
         if not self._authorized(request):
             return self._unauthorized()
         body = request.json or {}
@@ -410,6 +410,13 @@ class PipedriveFake:
             for name in ("subject", "type", "owner_id", "due_date", "due_time", "duration", "done", "note"):
                 if name in body:
                     activity[name] = body[name]
+            if "participants" in body:  # they replace the stored ones; the primary is `person_id`
+                participants = body["participants"] or []
+                activity["participants"] = [
+                    {"person_id": p["person_id"], "primary_flag": bool(p.get("primary"))}
+                    for p in participants
+                ]
+                activity["person_id"] = next((p["person_id"] for p in participants if p.get("primary")), None)
             activity["update_time"] = _now()
             updated = dict(activity)
         return self._ok(updated)

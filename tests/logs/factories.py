@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import factory
 
+from connector.utils import hash_value
 from logs.choices import DecidedBy, Direction, EventKind, LogStatus
 from logs.models import CallLog, LogEvent, MessageLog
 from rules.choices import PlaceholderStatus
@@ -16,7 +17,8 @@ class AccountFactory(factory.django.DjangoModelFactory):
         model = Account
 
     rc_account_id = factory.Sequence(lambda n: f"{37000000 + n}")
-    account_key = factory.Sequence(lambda n: f"{n:064x}")
+    # always the hash of the id, as `rules.services` keeps it (the registry's scope key)
+    account_key = factory.LazyAttribute(lambda o: hash_value(o.rc_account_id))
     name = factory.Sequence(lambda n: f"Account {n}")
 
 

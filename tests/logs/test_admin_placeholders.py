@@ -8,7 +8,9 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from rules.choices import PlaceholderStatus
+from logs.models import LogEvent
+from rules.choices import PlaceholderLife, PlaceholderStatus
+from rules.models import PlaceholderContact
 from tests.logs.conftest import API_KEY, REFRESH_TOKEN, History
 from tests.logs.factories import PlaceholderContactFactory
 
@@ -68,3 +70,23 @@ def test_admins_cannot_edit_it_either(admin_client: Client, registry: History) -
         admin_client.post(reverse("admin:rules_placeholdercontact_change", args=[pk]), {}).status_code == 403
     )
     assert admin_client.get(reverse("admin:rules_placeholdercontact_add")).status_code == 403
+
+
+def test_auditors_cannot_move_old_logs(
+    auditor_client: Client, admin_client: Client, registry: History
+) -> None:
+    def actions(client: Client) -> set[str]:
+        form = client.get(LIST).context["action_form"]
+        return {name for name, _ in form.fields["action"].choices if name} if form is not None else set()
+
+    assert actions(admin_client) == {"relink_old_logs"}
+    assert actions(auditor_client) == set()
+    pk = registry.placeholder_by_rule.pk
+    PlaceholderContact.objects.filter(pk=pk).update(life=PlaceholderLife.SUPERSEDED, superseded_by="901")
+    events = LogEvent.objects.count()
+    response = auditor_client.post(
+        LIST, {"action": "relink_old_logs", "confirmed": "yes", "_selected_action": [pk]}, follow=True
+    )
+    assert response.status_code == 200, "the list again, nothing run"
+    assert [str(m) for m in response.context["messages"]] == []
+    assert LogEvent.objects.count() == events  # neither moved nor tried

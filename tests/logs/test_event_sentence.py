@@ -68,11 +68,40 @@ SENTENCES: list[tuple[str, dict[str, Any], str]] = [
         "Rule created placeholder Jane Roe (Caller ID name)",
     ),
     (
+        EventKind.PLACEHOLDER_CREATED,
+        {
+            "outcome": "placeholder_created",
+            "contactName": "Caller 0199",
+            "contactId": "31",
+            "replacesPlaceholder": {"placeholderId": 4, "supersededBy": "27"},
+        },
+        "Rule created placeholder Caller 0199 (31), taking over from placeholder #4: contact 27, "
+        "which superseded it, is no longer found for the number",
+    ),
+    (
         EventKind.PLACEHOLDER_REUSED,
         {"outcome": "placeholder_reused", "contactName": "Jane Roe", "contactId": "9"},
         "Rule reused placeholder Jane Roe (9)",
     ),
     (EventKind.CRM_LOGGED, {"crmLogId": "12345"}, "Logged in the CRM as 12345"),
+    (
+        EventKind.RELINKED,
+        {
+            "by": "admin",
+            "admin": "ada",
+            "fromContactId": "31",
+            "fromContactName": "Caller 0199",
+            "toContactId": "27",
+            "toContactName": "Jane Real",
+        },
+        "Moved by an admin (ada) from placeholder Caller 0199 (31) to contact Jane Real (27)",
+    ),
+    (
+        EventKind.CRM_FAILED,
+        {"relink": True, "toContactId": "27", "error": "pipedrive rejected the request", "status": 400},
+        "The CRM failed while moving the log to contact 27; it stays where it was: "
+        "pipedrive rejected the request (HTTP 400)",
+    ),
     (EventKind.CRM_UPDATED, {"fields": ["note", "subject"]}, "Updated in the CRM: note, subject"),
     (EventKind.CRM_UPDATED, {"shared": True}, "Added to the conversation's activity in the CRM"),
     (
@@ -125,6 +154,7 @@ def test_an_empty_detail_still_reads() -> None:
         (EventKind.PLACEHOLDER_CREATED, DecidedBy.RULE, {}, "Auto-logging rule"),
         (EventKind.MATCHED, DecidedBy.USER, {}, "User"),
         (EventKind.RETRIED, "", {"by": "task"}, "The recovery task"),
+        (EventKind.RELINKED, "", {"by": "admin", "admin": "ada"}, "An admin"),
         (EventKind.CRM_LOGGED, "", {}, "The CRM"),
         (EventKind.REQUESTED, "", {"sscl": True}, "Server-side call logging"),
         (EventKind.UNCONFIRMED, "", {}, ""),

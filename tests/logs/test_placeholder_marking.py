@@ -122,3 +122,14 @@ def test_a_placeholder_of_another_scope_does_not_mark(api: ApiClient, creates_pl
     api.post("/callLog", call_body(phone=UNKNOWN))
 
     assert CallLog.objects.get().contact_is_placeholder is False
+
+
+def test_a_given_contact_registered_in_another_scope_does_not_mark(api: ApiClient) -> None:
+    # The manual flow reads the registry in the same scope as the automatic one: the
+    # user's own and the user's account's placeholders, on the user's platform.
+    contact = BuiltinContactFactory(phone_numbers=[UNKNOWN])
+    PlaceholderContactFactory(phone_number=UNKNOWN, contact_id=str(contact.pk))
+
+    api.post("/callLog", call_body(phone=UNKNOWN, contact_id=str(contact.pk)))
+
+    assert CallLog.objects.get().contact_is_placeholder is False

@@ -16,14 +16,15 @@ import pytest
 
 from connector.crm.base import CallLogInput, CrmUnavailable, FindContactResult, LogContact, LogResult
 from connector.crm.builtin import BuiltinCrmClient
-from connector.models import BuiltinActivity, BuiltinContact, CrmUser
+from connector.models import BuiltinActivity, BuiltinContact, BuiltinContactPhone, CrmUser
 from logs.choices import LogStatus
 from logs.models import CallLog
-from rules.choices import PlaceholderStatus
+from rules.choices import PlaceholderLife, PlaceholderStatus
 from rules.models import PlaceholderContact, RuleSetting
 from rules.services import rules_cache_clear
 from tests.concurrency import concurrently
 from tests.conftest import ApiClient, call_body
+from tests.factories import BuiltinContactFactory
 
 pytestmark = [pytest.mark.requires_postgres, pytest.mark.django_db(transaction=True)]
 
@@ -114,6 +115,34 @@ def test_lagging_crm_search_still_gets_one_placeholder(login, settings) -> None:
         placeholders=PlaceholderContact.objects.count(),
         crm_contacts=BuiltinContact.objects.count(),
         logs=CallLog.objects.filter(status=LogStatus.LOGGED).count(),
+    )
+
+
+def test_superseded_then_gone_simultaneous_calls_make_one_new_placeholder(jwt_token: str) -> None:
+    mandate_placeholders()
+    api = ApiClient(jwt_token)
+    assert api.post("/callLog", auto_body("before-0")).json()["successful"]
+    first = PlaceholderContact.objects.get()
+    BuiltinContactPhone.objects.filter(contact_id=first.contact_id).delete()  # merged away
+    real = BuiltinContactFactory(name="Jane Real", phone_numbers=[UNKNOWN])
+    assert api.post("/callLog", auto_body("before-1")).json()["successful"]  # supersedes it
+    BuiltinContactPhone.objects.filter(contact_id=real.pk).delete()  # the real one is gone too
+
+    responses = concurrently(THREADS, lambda i: post_call(jwt_token, auto_body(f"s-{i}")))
+
+    assert all(r["successful"] for r in responses), responses
+    live = PlaceholderContact.objects.exclude(life=PlaceholderLife.SUPERSEDED)
+    assert live.count() == 1 and live.get().replaces_id == first.pk
+    assert PlaceholderContact.objects.count() == 2
+    assert BuiltinContact.objects.count() == 3  # the first placeholder, the real one, the new one
+    logged_to = set(CallLog.objects.filter(session_id__startswith="s-").values_list("contact_id", flat=True))
+    assert logged_to == {live.get().contact_id}
+    record(
+        "superseded_then_gone",
+        requests=THREADS,
+        live_placeholders=live.count(),
+        crm_contacts_created=BuiltinContact.objects.count() - 2,
+        logs=CallLog.objects.filter(status=LogStatus.LOGGED, session_id__startswith="s-").count(),
     )
 
 

@@ -145,3 +145,114 @@ def test_a_lookup_that_finds_nothing_reuses_it_unchanged(api: ApiClient) -> None
     row = placeholder()
     assert row.life == PlaceholderLife.OPEN
     assert logged_to("s-2") == row.contact_id
+
+
+# --- superseded, then nothing found ---------------------------------------------------------
+#
+# The real contact that superseded the placeholder was found by a lookup; a lookup that
+# finds nothing at all means it is gone (deleted, or merged away without the number), and
+# the placeholder is not found either. The number is unknown again: the rules decide anew,
+# and a new placeholder takes over from the old one, which stays as history.
+
+
+def gone_from_search(contact_id: str) -> None:
+    """The CRM no longer returns the contact for the number (deleted or merged away)."""
+    BuiltinContactPhone.objects.filter(contact_id=contact_id).delete()
+
+
+def superseded_then_gone(api: ApiClient) -> tuple[PlaceholderContact, BuiltinContact]:
+    auto_call(api, "s-1")
+    first = placeholder()
+    gone_from_search(first.contact_id)  # merged into the real contact
+    real = BuiltinContactFactory(name="Jane Real", phone_numbers=[UNKNOWN])
+    auto_call(api, "s-2")
+    first.refresh_from_db()
+    assert (first.life, first.superseded_by) == (PlaceholderLife.SUPERSEDED, str(real.pk))
+    gone_from_search(str(real.pk))  # then deleted, or merged away itself
+    return first, real
+
+
+def test_superseded_then_nothing_found_a_new_placeholder_takes_over(api: ApiClient) -> None:
+    first, real = superseded_then_gone(api)
+
+    body = auto_call(api, "s-3")
+
+    assert body["successful"] is True
+    rows = PlaceholderContact.objects.filter(decided_by=DecidedBy.RULE).order_by("id")
+    assert [row.life for row in rows] == [PlaceholderLife.SUPERSEDED, PlaceholderLife.OPEN]
+    old, new = rows
+    assert (old.pk, old.superseded_by, old.life_reason) == (
+        first.pk,
+        str(real.pk),
+        first.life_reason,
+    )  # the old row is history, unchanged
+    assert new.replaces_id == old.pk and old.replaced_by == new
+    assert new.contact_id not in (old.contact_id, str(real.pk))
+    assert new.life_reason == (
+        f"took over from placeholder #{old.pk}: contact {real.pk}, which superseded it, "
+        "is no longer found for the number"
+    )
+    log = CallLog.objects.get(session_id="s-3")
+    assert (log.contact_id, log.placeholder_id, log.contact_is_placeholder) == (new.contact_id, new.pk, True)
+    assert log.decision["replacesPlaceholder"] == {"placeholderId": old.pk, "supersededBy": str(real.pk)}
+    # the earlier logs stay where they were
+    assert (logged_to("s-1"), logged_to("s-2")) == (old.contact_id, str(real.pk))
+
+
+def test_the_new_placeholder_is_reused_and_superseded_like_the_first(api: ApiClient) -> None:
+    superseded_then_gone(api)
+    auto_call(api, "s-3")
+    new = PlaceholderContact.objects.get(decided_by=DecidedBy.RULE, life=PlaceholderLife.OPEN)
+
+    auto_call(api, "s-4")  # the CRM returns the new placeholder, and only it
+    gone_from_search(new.contact_id)
+    auto_call(api, "s-5")  # nothing found: the search may lag behind a new contact
+    assert logged_to("s-4") == logged_to("s-5") == new.contact_id
+    assert PlaceholderContact.objects.filter(decided_by=DecidedBy.RULE).count() == 2
+
+    newest = BuiltinContactFactory(name="Jane Again", phone_numbers=[UNKNOWN])
+    auto_call(api, "s-6")
+    new.refresh_from_db()
+    assert (new.life, new.superseded_by) == (PlaceholderLife.SUPERSEDED, str(newest.pk))
+    assert logged_to("s-6") == str(newest.pk)
+
+
+def test_superseded_then_nothing_found_the_rules_decide_anew(api: ApiClient) -> None:
+    superseded_then_gone(api)
+    RuleSetting.objects.filter(key="unknownContactAction").update(value="prompt")
+    rules_cache_clear()
+
+    body = auto_call(api, "s-3")
+
+    assert body["returnMessage"]["message"] == f"Contact not found for number {UNKNOWN}"
+    assert CallLog.objects.get(session_id="s-3").status == LogStatus.SKIPPED
+    assert PlaceholderContact.objects.filter(decided_by=DecidedBy.RULE).count() == 1
+
+
+def test_a_users_contact_that_superseded_it_and_is_gone_is_not_reused(api: ApiClient) -> None:
+    auto_call(api, "s-1")
+    created = api.post("/contact", {"phoneNumber": UNKNOWN, "newContactName": "Walk-in Will"}).json()[
+        "contact"
+    ]
+    auto_call(api, "s-2")  # the user's contact supersedes the placeholder
+    first = placeholder()
+    assert first.superseded_by == created["id"]
+    gone_from_search(created["id"])
+    gone_from_search(first.contact_id)
+
+    auto_call(api, "s-3")
+
+    new = PlaceholderContact.objects.get(decided_by=DecidedBy.RULE, life=PlaceholderLife.OPEN)
+    assert new.replaces_id == first.pk
+    assert logged_to("s-3") == new.contact_id not in (created["id"], first.contact_id)
+
+
+def test_the_placeholder_that_took_over_is_preferred_when_both_are_found(api: ApiClient) -> None:
+    first, _ = superseded_then_gone(api)
+    auto_call(api, "s-3")
+    BuiltinContactPhone.objects.create(contact_id=int(first.contact_id), phone_number=UNKNOWN)  # unmerged
+
+    auto_call(api, "s-4")
+
+    new = PlaceholderContact.objects.get(decided_by=DecidedBy.RULE, life=PlaceholderLife.OPEN)
+    assert logged_to("s-4") == new.contact_id
