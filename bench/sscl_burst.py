@@ -62,6 +62,7 @@ import argparse
 import importlib.util
 import json
 import math
+import os
 import queue
 import random
 import shutil
@@ -69,9 +70,11 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -160,6 +163,7 @@ class Answer:
     seconds: float
     redelivery: bool = False
     error: str = ""
+    at: float = 0.0  # seconds from the burst's start to this delivery's start
 
 
 def answer_figures(answers: list[Answer]) -> dict[str, Any]:
@@ -182,6 +186,17 @@ def answer_figures(answers: list[Answer]) -> dict[str, Any]:
             "max": max(times) if times else None,
         },
     }
+
+
+def timeline(answers: list[Answer]) -> list[dict[str, Any]]:
+    """Per second of the burst (by each delivery's start): deliveries, p50 and max answer ms."""
+    seconds: dict[int, list[float]] = {}
+    for a in answers:
+        seconds.setdefault(int(a.at), []).append(a.seconds * 1000)
+    return [
+        {"second": s, "sent": len(ms), "p50_ms": percentile(ms, 50), "max_ms": max(ms)}
+        for s, ms in sorted(seconds.items())
+    ]
 
 
 def verdict(figures: dict[str, Any]) -> list[str]:
@@ -299,6 +314,33 @@ def format_figures(f: dict[str, Any]) -> str:
             for name, m in mem.items()
         ),
     ]
+    per_second = d.get("per_second") or []
+    if per_second:
+        lines.append(
+            "answers by second of the burst (sent/p50/max ms): "
+            + " ".join(f"{x['second']}:{x['sent']}/{x['p50_ms']:.0f}/{x['max_ms']:.0f}" for x in per_second)
+        )
+    for phase, cores in (f.get("cpu_cores") or {}).items():
+        parts = ", ".join(f"{k} {v:.2f}" for k, v in cores.items() if k not in ("cores", "seconds"))
+        lines.append(
+            f"CPU cores while {phase} ({cores.get('seconds')} s, {cores.get('cores')} cores): {parts}"
+        )
+    for phase, waits in (f.get("pg_waits") or {}).items():
+        parts = ", ".join(f"{k} {v}" for k, v in waits["active_backends_by_wait"].items()) or "none active"
+        lines.append(
+            f"PostgreSQL active backends while {phase}, by wait: {parts}; "
+            f"peak waiting on a lock: {waits['peak_lock_waiters']}"
+        )
+        for query, n in waits.get("lock_waits_by_statement", {}).items():
+            lines.append(f"  waiting on a lock ({n} on average): {query}")
+    control = f.get("control_is_alive")
+    if control:
+        c = control["answer_ms"]
+        lines.append(
+            f"control, GET /isAlive x {control['sent']} by the same senders: "
+            f"{control['answered_200']} x 200, "
+            f"ms p50 {_ms(c['p50'])}, p95 {_ms(c['p95'])}, p99 {_ms(c['p99'])}, max {_ms(c['max'])}"
+        )
     if f.get("run_seconds") is not None:
         lines.append(f"whole run (setup to cleanup excluded): {f['run_seconds']:.1f} s")
     lines.append("verdict: " + ("nothing lost or doubled" if not f["problems"] else "; ".join(f["problems"])))
@@ -425,16 +467,29 @@ def build_calls(fake_mod: Any, fake: Any, subscription_id: str, calls: int) -> l
     return events
 
 
-def send_burst(
-    deliver: Any, address: str, token: str, plan: list[tuple[int, int]], events: list[list[dict[str, Any]]],
-    senders: int,
-) -> tuple[list[Answer], datetime, float]:  # fmt: skip
-    """Deliver the plan with `senders` threads; every answer's status and time."""
-    work: queue.Queue[tuple[int, int, bool] | None] = queue.Queue()
+def delivery_items(
+    deliver: Any, address: str, token: str, plan: list[tuple[int, int]], events: list[list[dict[str, Any]]]
+) -> list[tuple[Callable[[], Any], bool]]:
+    """One sending per planned delivery (`deliver` as RingCentral does), and whether it
+    is a redelivery."""
     seen: set[tuple[int, int]] = set()
+    items = []
     for call, event in plan:
-        work.put((call, event, (call, event) in seen))
+        body = events[call][event]
+        items.append(
+            (partial(deliver, address, body, verification_token=token, timeout=30), (call, event) in seen)
+        )
         seen.add((call, event))
+    return items
+
+
+def send_all(
+    items: list[tuple[Callable[[], Any], bool]], senders: int
+) -> tuple[list[Answer], datetime, float]:
+    """Send the items with `senders` threads, in order; every answer's status and time."""
+    work: queue.Queue[tuple[Callable[[], Any], bool] | None] = queue.Queue()
+    for item in items:
+        work.put(item)
     for _ in range(senders):
         work.put(None)
     answers: list[Answer] = []
@@ -443,24 +498,128 @@ def send_burst(
     def sender() -> None:
         mine: list[Answer] = []
         while (item := work.get()) is not None:
-            call, event, again = item
+            send, again = item
             t0 = time.perf_counter()
             try:
-                response = deliver(address, events[call][event], verification_token=token, timeout=30)
-                mine.append(Answer(response.status_code, time.perf_counter() - t0, again))
+                response = send()
+                mine.append(Answer(response.status_code, time.perf_counter() - t0, again, at=t0 - start))
             except Exception as exc:  # requests' errors: counted, not raised
-                mine.append(Answer(0, time.perf_counter() - t0, again, type(exc).__name__))
+                error = type(exc).__name__
+                mine.append(Answer(0, time.perf_counter() - t0, again, error, at=t0 - start))
         with guard:
             answers.extend(mine)
 
     threads = [threading.Thread(target=sender, name=f"sender-{n}") for n in range(senders)]
     first = datetime.now(UTC)
-    t0 = time.monotonic()
+    t0, start = time.monotonic(), time.perf_counter()
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     return answers, first, time.monotonic() - t0
+
+
+class PgWaits:
+    """Samples, every `interval` seconds while a phase lasts, what the database's active
+    backends wait on (pg_stat_activity's wait_event_type:wait_event; "cpu" when none):
+    where the webhook's or the worker's time goes in PostgreSQL, e.g. row locks
+    (`Lock:transactionid`) or commits (`IO:WALSync`). Keeps the count of sightings per
+    wait and the most backends seen waiting on a lock at once."""
+
+    def __init__(self, db_url: str, db_name: str, *, interval: float = 0.1) -> None:
+        self.db_url, self.db_name, self.interval = db_url, db_name, interval
+        self.sightings: dict[str, int] = {}
+        self.peak_lock_waiters = 0
+        self.lock_queries: dict[str, int] = {}
+        self.samples = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="pg-waits", daemon=True)
+
+    def _loop(self) -> None:
+        import psycopg
+
+        sql = (
+            "SELECT coalesce(wait_event_type || ':' || wait_event, 'cpu'), count(*) FROM pg_stat_activity "
+            "WHERE datname = %s AND state = 'active' AND pid <> pg_backend_pid() GROUP BY 1"
+        )
+        # the statements waiting on a lock (their first words: which table, which change)
+        locked = (
+            "SELECT left(regexp_replace(query, '\\s+', ' ', 'g'), 70), count(*) FROM pg_stat_activity "
+            "WHERE datname = %s AND state = 'active' AND wait_event_type = 'Lock' GROUP BY 1"
+        )
+        with psycopg.connect(self.db_url, autocommit=True) as conn:
+            while not self._stop.wait(self.interval):
+                rows = conn.execute(sql, (self.db_name,)).fetchall()
+                self.samples += 1
+                locks = 0
+                for wait, n in rows:
+                    self.sightings[wait] = self.sightings.get(wait, 0) + n
+                    locks += n if wait.startswith("Lock:") else 0
+                self.peak_lock_waiters = max(self.peak_lock_waiters, locks)
+                if locks:
+                    for query, n in conn.execute(locked, (self.db_name,)).fetchall():
+                        self.lock_queries[query] = self.lock_queries.get(query, 0) + n
+
+    def __enter__(self) -> PgWaits:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def result(self) -> dict[str, Any]:
+        top = sorted(self.sightings.items(), key=lambda kv: -kv[1])[:8]
+        return {
+            "samples": self.samples,
+            "interval_s": self.interval,
+            # average active backends per sample, by what they wait on
+            "active_backends_by_wait": {k: round(v / max(self.samples, 1), 2) for k, v in top},
+            "peak_lock_waiters": self.peak_lock_waiters,
+            # average backends per sample waiting on a lock, by statement
+            "lock_waits_by_statement": {
+                k: round(v / max(self.samples, 1), 2)
+                for k, v in sorted(self.lock_queries.items(), key=lambda kv: -kv[1])[:4]
+            },
+        }
+
+
+def requests_get(url: str, *, timeout: float) -> Any:
+    import requests
+
+    return requests.get(url, timeout=timeout)
+
+
+def cpu_snapshot(pids: dict[str, int]) -> dict[str, float]:
+    """CPU seconds so far of each process tree, of PostgreSQL, of this process, and of
+    the whole machine (busy and total jiffies of /proc/stat, in seconds), with the time."""
+    snap = {name: bench_run.tree_cpu_seconds(pid) for name, pid in pids.items()}
+    snap["postgres"] = bench_run.postgres_cpu_seconds()
+    own = os.times()
+    snap["bench (senders, fake RingCentral)"] = own.user + own.system
+    with open("/proc/stat") as f:
+        parts = [int(x) for x in f.readline().split()[1:9]]
+    parts += [0] * (8 - len(parts))
+    snap["_machine_busy"] = (sum(parts) - parts[3] - parts[4] - parts[7]) / bench_run.CLK_TCK
+    snap["_machine_total"] = sum(parts) / bench_run.CLK_TCK
+    snap["_at"] = time.monotonic()
+    return snap
+
+
+def cpu_cores(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    """Cores each part kept busy between two snapshots; `other` is the rest of the
+    machine (other sessions: noise), out of `cores`."""
+    span = after["_at"] - before["_at"]
+    if span <= 0:
+        return {}
+    cores = {k: round((after[k] - before[k]) / span, 2) for k in before if not k.startswith("_")}
+    cpus = os.cpu_count() or 1
+    total = after["_machine_total"] - before["_machine_total"]
+    busy = (after["_machine_busy"] - before["_machine_busy"]) / total * cpus if total > 0 else 0.0
+    cores["other"] = round(busy - sum(cores.values()), 2)
+    cores["cores"] = cpus
+    cores["seconds"] = round(span, 2)
+    return cores
 
 
 def pg_query(db_url: str, sql: str) -> list[tuple[Any, ...]]:
@@ -611,16 +770,24 @@ def run(args: argparse.Namespace, logdir: Path) -> dict[str, Any]:
         plan = delivery_plan(args.calls, args.redeliveries, seed=args.seed)
         sampler_ours = bench_run.ServerSampler(server.pid, db_name=args.pg_name)
         sampler_worker = bench_run.ServerSampler(worker.pid, db_name=None)
+        items = delivery_items(fake_mod.deliver, address, token, plan, events)
+        pids = {"server": server.pid, "worker": worker.pid}
+        print(
+            f"  machine busy before the burst: {bench_run.wait_quiet(args.quiet_wait):.2f} cores", flush=True
+        )
         t_run = time.monotonic()
         with sampler_ours, sampler_worker:
-            answers, first_at, send_seconds = send_burst(
-                fake_mod.deliver, address, token, plan, events, args.senders
-            )
+            c0 = cpu_snapshot(pids)
+            with PgWaits(db_url, args.pg_name) as send_waits:
+                answers, first_at, send_seconds = send_all(items, args.senders)
+            c1 = cpu_snapshot(pids)
             print(
                 f"  {len(answers)} deliveries sent in {send_seconds:.1f} s; waiting for the worker",
                 flush=True,
             )
-            drained = wait_drained(db_url, args.calls, timeout=args.drain_timeout)
+            with PgWaits(db_url, args.pg_name) as drain_waits:
+                drained = wait_drained(db_url, args.calls, timeout=args.drain_timeout)
+            c2 = cpu_snapshot(pids)
         run_seconds = time.monotonic() - t_run
         time.sleep(1.0)  # anything queued twice would run now: counted below
         figures = assemble_figures(
@@ -636,6 +803,16 @@ def run(args: argparse.Namespace, logdir: Path) -> dict[str, Any]:
             },
             run_seconds=run_seconds,
         )
+        figures["deliveries"]["per_second"] = timeline(answers)
+        figures["cpu_cores"] = {"sending": cpu_cores(c0, c1), "draining": cpu_cores(c1, c2)}
+        figures["pg_waits"] = {"sending": send_waits.result(), "draining": drain_waits.result()}
+        # The same senders asking GET /isAlive as many times: what the stack and this
+        # machine cost an answer with no work behind it, to read the webhook's times against.
+        alive = f"http://{HOST}:{port}/isAlive"
+        control, _, control_seconds = send_all(
+            [(partial(requests_get, alive, timeout=30), False)] * len(items), args.senders
+        )
+        figures["control_is_alive"] = {**answer_figures(control), "seconds": control_seconds}
         figures["rc_fake_requests"] = _fake_request_counts(fake)
         figures["log_problems"] = {
             "gunicorn": problem_lines(logdir / "gunicorn.log"),
@@ -669,6 +846,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--pg-name", default="bench_sscl", help="the run's database, dropped after [bench_sscl]")
     ap.add_argument(
         "--json-out", type=Path, default=DEFAULT_JSON, help=f"figures [{DEFAULT_JSON.relative_to(ROOT)}]"
+    )
+    ap.add_argument(
+        "--quiet-wait", type=float, default=20.0, help="wait up to this long for an idle machine first [20]"
     )
     ap.add_argument("--keep", action="store_true", help="keep the database and the logs")
     args = ap.parse_args(argv)

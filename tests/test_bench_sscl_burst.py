@@ -167,3 +167,16 @@ def test_the_database_must_be_a_bench_one(burst) -> None:
 def test_drain_time_runs_to_the_last_call_logged(burst) -> None:
     last = datetime(2026, 11, 30, 12, 0, 0, tzinfo=UTC) + timedelta(seconds=28, milliseconds=400)
     assert figures(burst, last_logged_at=last)["drain_seconds"] == pytest.approx(28.4)
+
+
+def test_the_timeline_groups_answers_by_the_second_they_were_sent(burst) -> None:
+    replies = [
+        burst.Answer(200, 0.9, at=0.1),
+        burst.Answer(200, 0.1, at=0.5),
+        burst.Answer(200, 0.3, at=0.7),
+        burst.Answer(200, 0.02, at=2.2),
+    ]
+    assert burst.timeline(replies) == [
+        {"second": 0, "sent": 3, "p50_ms": pytest.approx(300.0), "max_ms": pytest.approx(900.0)},
+        {"second": 2, "sent": 1, "p50_ms": pytest.approx(20.0), "max_ms": pytest.approx(20.0)},
+    ]
