@@ -115,9 +115,13 @@ def _last_delivery_stamp(subscription: WebhookSubscription) -> None:
     Every delivery of the account names this one row: written each time, a burst's
     concurrent deliveries queued on its row lock (bench/sscl_burst.py saw ~2 webhook
     threads waiting on it on average, up to 30 at once, with 32 senders). A delivery
-    that finds a recent stamp writes nothing and takes no lock.
+    that finds a recent stamp (on the row it already read, else in the UPDATE's WHERE)
+    writes nothing and takes no lock.
     """
     now = timezone.now()
+    seen = subscription.last_delivery_at
+    if seen is not None and now - seen < LAST_DELIVERY_RESOLUTION:
+        return
     stale = Q(last_delivery_at=None) | Q(last_delivery_at__lt=now - LAST_DELIVERY_RESOLUTION)
     WebhookSubscription.objects.filter(stale, pk=subscription.pk).update(last_delivery_at=now)
 
