@@ -248,6 +248,14 @@ def assemble_figures(
     """The run's figures: the answers', the database's, the drain time, memory; and the
     verdict (`problems`, empty when nothing was lost or doubled)."""
     deliveries = answer_figures(answers)
+    # The same without the burst's first second, when each server thread opens its first
+    # database connection: the steady state.
+    steady = [a.seconds * 1000 for a in answers if a.at >= 1.0]
+    deliveries["answer_ms_after_first_second"] = {
+        "sent": len(steady),
+        "p50": percentile(steady, 50),
+        "p99": percentile(steady, 99),
+    }
     last = db.get("last_logged_at")
     figures: dict[str, Any] = {
         "settings": {
@@ -289,6 +297,7 @@ def _ms(value: float | None) -> str:
 
 def format_figures(f: dict[str, Any]) -> str:
     d, a = f["deliveries"], f["deliveries"]["answer_ms"]
+    steady = d["answer_ms_after_first_second"]
     states = ", ".join(f"{k} {v}" for k, v in sorted(f["call_states"].items())) or "none"
     mem = f["memory"]
     drain = "-" if f["drain_seconds"] is None else f"{f['drain_seconds']:.1f} s"
@@ -299,6 +308,8 @@ def format_figures(f: dict[str, Any]) -> str:
         f"answered 200: {d['answered_200']}; other statuses: {d['other_statuses'] or 'none'}",
         f"webhook answer time ms: p50 {_ms(a['p50'])}, p95 {_ms(a['p95'])}, "
         f"p99 {_ms(a['p99'])}, max {_ms(a['max'])}",
+        f"  after the burst's first second ({steady['sent']} deliveries): "
+        f"p50 {_ms(steady['p50'])}, p99 {_ms(steady['p99'])}",
         f"drain time (first delivery -> last call logged): {drain}"
         + ("" if f["drained"] else " (NOT drained before the timeout)"),
         f"calls: {states} (expected {f['calls_expected']} logged)",

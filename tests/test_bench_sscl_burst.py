@@ -122,6 +122,8 @@ def test_a_clean_burst_has_its_figures_and_no_problem(burst) -> None:
     assert f["deliveries"]["answer_ms"] == pytest.approx(
         {"p50": 550.0, "p95": 1045.0, "p99": 1089.0, "max": 1100.0}
     )
+    # all answers here start at 0 s: none is after the first second
+    assert f["deliveries"]["answer_ms_after_first_second"] == {"sent": 0, "p50": None, "p99": None}
     assert f["duplicates_ignored"] == 100  # 1,100 answered 200, 1,000 stored
     assert f["drain_seconds"] == 30.0
     assert (f["calls_expected"], f["events_expected"], f["placeholders_expected"]) == (250, 1000, 125)
@@ -176,6 +178,16 @@ def test_the_timeline_groups_answers_by_the_second_they_were_sent(burst) -> None
         burst.Answer(200, 0.3, at=0.7),
         burst.Answer(200, 0.02, at=2.2),
     ]
+    steady = burst.assemble_figures(
+        args=args(calls=1, redeliveries=0),
+        answers=replies,
+        db=database(),
+        first_delivery_at=datetime.now(UTC),
+        send_seconds=3.0,
+        drained=True,
+        memory={},
+    )["deliveries"]["answer_ms_after_first_second"]
+    assert steady == {"sent": 1, "p50": pytest.approx(20.0), "p99": pytest.approx(20.0)}
     assert burst.timeline(replies) == [
         {"second": 0, "sent": 3, "p50_ms": pytest.approx(300.0), "max_ms": pytest.approx(900.0)},
         {"second": 2, "sent": 1, "p50_ms": pytest.approx(20.0), "max_ms": pytest.approx(20.0)},
