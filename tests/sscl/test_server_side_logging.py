@@ -74,6 +74,24 @@ def test_a_delivery_with_a_wrong_token_or_unknown_subscription_is_refused_and_no
     assert WebhookEvent.objects.count() == 0
 
 
+def test_the_subscription_shows_when_deliveries_last_came_without_a_write_per_delivery(pbx: Pbx) -> None:
+    setup, proceeding, answered = pbx.events(statuses=("Setup", "Proceeding", "Answered"))
+    pbx.deliver(setup)
+    first = WebhookSubscription.objects.get().last_delivery_at
+    assert first is not None and timezone.now() - first < timedelta(seconds=5)
+
+    pbx.deliver(proceeding)  # within the minute: the stamp is recent enough, left alone
+    assert WebhookSubscription.objects.get().last_delivery_at == first
+
+    WebhookSubscription.objects.update(last_delivery_at=first - timedelta(minutes=2))
+    pbx.deliver(answered)
+    assert WebhookSubscription.objects.get().last_delivery_at > first
+
+    WebhookSubscription.objects.update(last_delivery_at=first - timedelta(minutes=2))
+    pbx.deliver(answered)  # a redelivery is not a new delivery
+    assert WebhookSubscription.objects.get().last_delivery_at == first - timedelta(minutes=2)
+
+
 # --- calls logged once -----------------------------------------------------------------------
 
 
