@@ -12,7 +12,7 @@ import redis
 from config.celery import app
 from connector.models import BuiltinActivity
 from sscl.choices import SessionState
-from sscl.models import CallSession
+from sscl.models import CallSession, WebhookEvent
 from tests.factories import BuiltinContactFactory
 from tests.sscl.conftest import CALLER, Pbx
 
@@ -57,6 +57,12 @@ def test_a_real_worker_logs_what_the_webhook_queued_once(pbx: Pbx, celery_worker
     for event in events + events[-1:]:  # with one redelivery
         pbx.deliver(event)
 
-    assert wait_for(lambda: CallSession.objects.filter(state=SessionState.LOGGED).exists())
+    logged = wait_for(lambda: CallSession.objects.filter(state=SessionState.LOGGED).exists())
+    assert logged, (  # what the worker got done, to tell a lost message from a failed task
+        f"events folded: {WebhookEvent.objects.exclude(processed_at=None).count()}"
+        f"/{WebhookEvent.objects.count()}, "
+        f"calls: {list(CallSession.objects.values_list('state', 'attempts', 'reason'))}, "
+        f"queued in Redis: {redis.Redis.from_url(BROKER_URL).llen('celery')}"
+    )
     time.sleep(0.5)  # anything queued twice would have run by now
     assert BuiltinActivity.objects.count() == 1
