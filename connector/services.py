@@ -8,6 +8,7 @@ import re
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -15,7 +16,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from django.core.cache import cache
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import F, Model, Q
 from django.utils import timezone
 
 from connector.crm.base import (
@@ -508,13 +509,62 @@ TOKEN_REFRESH_LEASE = timedelta(seconds=30)
 # A caller waiting for another's refresh gives up after this long (as App Connect).
 TOKEN_REFRESH_WAIT_SECONDS = 20.0
 
-_token_locks: dict[str, threading.Lock] = {}
+_token_locks: dict[tuple[str, object], threading.Lock] = {}
 _token_locks_guard = threading.Lock()
 
 
-def _token_lock(user_id: str) -> threading.Lock:
+def _token_lock(row: Model) -> threading.Lock:
+    key = (row._meta.label, row.pk)
     with _token_locks_guard:
-        return _token_locks.setdefault(user_id, threading.Lock())
+        return _token_locks.setdefault(key, threading.Lock())
+
+
+def _token_refresh_single_flight(
+    *,
+    row: CrmUser | RingCentralConnection,
+    needed: Callable[[], bool],
+    reload: Callable[[], None],
+    refresh: Callable[[int, str], None],
+    timed_out: Callable[[], Exception],
+) -> None:
+    """Run `refresh(seen_version, lease)` once for `row`, however many threads and
+    processes find its token `needed()` at the same moment.
+
+    The threads of a process queue on a lock; across processes one claims a lease on the
+    row with a compare-and-set on the `token_version` it saw (no transaction is open, so
+    the refresh's HTTP call holds nothing), and the others wait, backing off, for the
+    version to change, then use the new token. `refresh` stores the new pair (bumping the
+    version) and ends the lease. Waiting longer than TOKEN_REFRESH_WAIT_SECONDS raises
+    `timed_out()`.
+    """
+    if not needed():
+        return
+    model = type(row)
+    with _token_lock(row):
+        reload()  # another thread of this process may have refreshed it
+        if not needed():
+            return
+        deadline = time.monotonic() + TOKEN_REFRESH_WAIT_SECONDS
+        pause = 0.05
+        while True:
+            seen = row.token_version
+            lease = secrets.token_hex(16)
+            now = timezone.now()
+            won = (
+                model.objects.filter(pk=row.pk, token_version=seen)
+                .filter(Q(refresh_lease_until__isnull=True) | Q(refresh_lease_until__lt=now))
+                .update(refresh_lease_owner=lease, refresh_lease_until=now + TOKEN_REFRESH_LEASE)
+            )
+            if won:
+                refresh(seen, lease)
+                return
+            reload()
+            if row.token_version != seen:
+                return  # another process refreshed it
+            if time.monotonic() >= deadline:
+                raise timed_out()
+            time.sleep(pause)
+            pause = min(pause * 2, 1.0)
 
 
 def _expiring(user: CrmUser) -> bool:
@@ -539,35 +589,15 @@ def crm_user_token_ensure(*, user: CrmUser, client: OAuthCrmClient) -> None:
     is gone, but another process rotated the token meanwhile, that token is used; else
     `CrmSessionRevoked` (HTTP 401, App Connect's `CRM_SESSION_REVOKED`).
     """
-    if not _expiring(user):
-        return
-    with _token_lock(user.pk):
-        _tokens_reload(user)  # another thread of this process may have refreshed it
-        if not _expiring(user):
-            return
-        deadline = time.monotonic() + TOKEN_REFRESH_WAIT_SECONDS
-        pause = 0.05
-        while True:
-            seen = user.token_version
-            token = secrets.token_hex(16)
-            now = timezone.now()
-            won = (
-                CrmUser.objects.filter(pk=user.pk, token_version=seen)
-                .filter(Q(refresh_lease_until__isnull=True) | Q(refresh_lease_until__lt=now))
-                .update(refresh_lease_owner=token, refresh_lease_until=now + TOKEN_REFRESH_LEASE)
-            )
-            if won:
-                _token_refresh(user=user, client=client, seen=seen, lease=token)
-                return
-            _tokens_reload(user)
-            if user.token_version != seen:
-                return  # another process refreshed it
-            if time.monotonic() >= deadline:
-                raise CrmUnavailable(
-                    f"{client.platform}: timed out waiting for another request's token refresh"
-                )
-            time.sleep(pause)
-            pause = min(pause * 2, 1.0)
+    _token_refresh_single_flight(
+        row=user,
+        needed=lambda: _expiring(user),
+        reload=lambda: _tokens_reload(user),
+        refresh=lambda seen, lease: _token_refresh(user=user, client=client, seen=seen, lease=lease),
+        timed_out=lambda: CrmUnavailable(
+            f"{client.platform}: timed out waiting for another request's token refresh"
+        ),
+    )
 
 
 def _token_refresh(*, user: CrmUser, client: OAuthCrmClient, seen: int, lease: str) -> None:
@@ -757,14 +787,6 @@ def _ringcentral_connection_store(
     return row
 
 
-_rc_token_locks: dict[int, threading.Lock] = {}
-
-
-def _rc_token_lock(connection_id: int) -> threading.Lock:
-    with _token_locks_guard:
-        return _rc_token_locks.setdefault(connection_id, threading.Lock())
-
-
 def _rc_tokens_reload(connection: RingCentralConnection) -> None:
     connection.refresh_from_db(fields=("access_token", "refresh_token", "token_expiry", "token_version"))
 
@@ -777,13 +799,11 @@ def ringcentral_token_ensure(
     `rejected_version`, when RingCentral refused the token of that version and no one has
     replaced it since.
 
-    Single-flight, as `crm_user_token_ensure`: the threads of a process queue on a lock;
-    across processes one claims a lease on the row with a compare-and-set on the token
-    version it saw, calls the token endpoint with no transaction open and stores the new
-    pair; the others wait for the version to change. A refused refresh token (RingCentral's
-    last a week unless used) is replaced through the stored JWT; when RingCentral refuses
-    that too, the row's `last_error` says so and `RingCentralRefused(401)` is raised: the
-    account must be connected again. Other failures are raised as they are.
+    Single-flight (`_token_refresh_single_flight`), as `crm_user_token_ensure`. A refused
+    refresh token (RingCentral's last a week unless used) is replaced through the stored
+    JWT; when RingCentral refuses that too, the row's `last_error` says so and
+    `RingCentralRefused(401)` is raised: the account must be connected again. Other
+    failures are raised as they are.
     """
 
     def needed() -> bool:
@@ -794,35 +814,15 @@ def ringcentral_token_ensure(
             expiry is not None and expiry - timezone.now() <= TOKEN_REFRESH_MARGIN
         )
 
-    if not needed():
-        return
-    with _rc_token_lock(connection.pk):
-        _rc_tokens_reload(connection)  # another thread of this process may have refreshed it
-        if not needed():
-            return
-        deadline = time.monotonic() + TOKEN_REFRESH_WAIT_SECONDS
-        pause = 0.05
-        while True:
-            seen = connection.token_version
-            lease = secrets.token_hex(16)
-            now = timezone.now()
-            won = (
-                RingCentralConnection.objects.filter(pk=connection.pk, token_version=seen)
-                .filter(Q(refresh_lease_until__isnull=True) | Q(refresh_lease_until__lt=now))
-                .update(refresh_lease_owner=lease, refresh_lease_until=now + TOKEN_REFRESH_LEASE)
-            )
-            if won:
-                _rc_token_refresh(connection=connection, seen=seen, lease=lease)
-                return
-            _rc_tokens_reload(connection)
-            if connection.token_version != seen:
-                return  # another process refreshed it
-            if time.monotonic() >= deadline:
-                raise RingCentralUnavailable(
-                    "Timed out waiting for another request's RingCentral token refresh"
-                )
-            time.sleep(pause)
-            pause = min(pause * 2, 1.0)
+    _token_refresh_single_flight(
+        row=connection,
+        needed=needed,
+        reload=lambda: _rc_tokens_reload(connection),
+        refresh=lambda seen, lease: _rc_token_refresh(connection=connection, seen=seen, lease=lease),
+        timed_out=lambda: RingCentralUnavailable(
+            "Timed out waiting for another request's RingCentral token refresh"
+        ),
+    )
 
 
 def _rc_token_refresh(*, connection: RingCentralConnection, seen: int, lease: str) -> None:

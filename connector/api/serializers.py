@@ -543,8 +543,35 @@ _CALL_EXTRAS = (
 )
 
 
+class CallExtrasSerializer(CachedFieldsSerializer):
+    """The AI and RingSense texts a call's log may carry, the same on create and update;
+    the CRM gets them as `extras`."""
+
+    aiNote = text(max_length=100_000, allow_null=True, help_text="An AI-written summary of the call.")
+    transcript = text(max_length=1_000_000, allow_null=True, help_text="The call's transcript.")
+    voicemailLink = text(
+        max_length=2000, allow_null=True, help_text="A link to the voicemail left by the caller."
+    )
+    voicemailMessageId = IdField(
+        required=False, allow_null=True, help_text="RingCentral's message id of the voicemail."
+    )
+    ringSenseTranscript = text(
+        max_length=1_000_000, allow_null=True, help_text="RingSense's transcript of the call."
+    )
+    ringSenseSummary = text(max_length=100_000, allow_null=True, help_text="RingSense's summary of the call.")
+    ringSenseBulletedSummary = text(
+        max_length=100_000, allow_null=True, help_text="RingSense's summary of the call as a bulleted list."
+    )
+    ringSenseLink = text(max_length=2000, allow_null=True, help_text="A link to the call in RingSense.")
+    ringSenseAIScore = ObjectField(
+        required=False, allow_null=True, help_text="RingSense's scores of the call."
+    )
+
+    extras_fields = (*_CALL_EXTRAS, "ringSenseAIScore")
+
+
 @extend_schema_serializer(description="A call to log in the CRM.")
-class CallLogCreateInputSerializer(CachedFieldsSerializer):
+class CallLogCreateInputSerializer(CallExtrasSerializer):
     logInfo = CallLogRecordSerializer(help_text="RingCentral's record of the call.")
     contactId = IdField(
         required=False,
@@ -588,32 +615,11 @@ class CallLogCreateInputSerializer(CachedFieldsSerializer):
         max_length=64,
         help_text="The RingCentral extension id; the server hashes it when hashedExtensionId is not given.",
     )
-    ringSenseAIScore = ObjectField(
-        required=False, allow_null=True, help_text="RingSense's scores of the call."
-    )
     overridingFormat = serializers.JSONField(
         required=False,
         allow_null=True,
         help_text="Accepted for compatibility with App Connect's client; not used.",
     )
-    aiNote = text(max_length=100_000, allow_null=True, help_text="An AI-written summary of the call.")
-    transcript = text(max_length=1_000_000, allow_null=True, help_text="The call's transcript.")
-    voicemailLink = text(
-        max_length=2000, allow_null=True, help_text="A link to the voicemail left by the caller."
-    )
-    voicemailMessageId = IdField(
-        required=False, allow_null=True, help_text="RingCentral's message id of the voicemail."
-    )
-    ringSenseTranscript = text(
-        max_length=1_000_000, allow_null=True, help_text="RingSense's transcript of the call."
-    )
-    ringSenseSummary = text(max_length=100_000, allow_null=True, help_text="RingSense's summary of the call.")
-    ringSenseBulletedSummary = text(
-        max_length=100_000, allow_null=True, help_text="RingSense's summary of the call as a bulleted list."
-    )
-    ringSenseLink = text(max_length=2000, allow_null=True, help_text="A link to the call in RingSense.")
-
-    extras_fields = (*_CALL_EXTRAS, "ringSenseAIScore")
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         _no_contact_when_zero(self, attrs)
@@ -675,7 +681,7 @@ class CallLogLookupQuerySerializer(CachedFieldsSerializer):
 
 
 @extend_schema_serializer(description="Changes to a logged call. Only the fields sent change in the CRM.")
-class CallLogUpdateInputSerializer(CachedFieldsSerializer):
+class CallLogUpdateInputSerializer(CallExtrasSerializer):
     sessionId = IdField(
         max_length=128, allow_blank=False, help_text="RingCentral's session id of the logged call."
     )
@@ -751,27 +757,6 @@ class CallLogUpdateInputSerializer(CachedFieldsSerializer):
         max_length=128,
         help_text="Accepted for compatibility with App Connect's client; not used.",
     )
-    aiNote = text(max_length=100_000, allow_null=True, help_text="An AI-written summary of the call.")
-    transcript = text(max_length=1_000_000, allow_null=True, help_text="The call's transcript.")
-    voicemailLink = text(
-        max_length=2000, allow_null=True, help_text="A link to the voicemail left by the caller."
-    )
-    voicemailMessageId = IdField(
-        required=False, allow_null=True, help_text="RingCentral's message id of the voicemail."
-    )
-    ringSenseTranscript = text(
-        max_length=1_000_000, allow_null=True, help_text="RingSense's transcript of the call."
-    )
-    ringSenseSummary = text(max_length=100_000, allow_null=True, help_text="RingSense's summary of the call.")
-    ringSenseBulletedSummary = text(
-        max_length=100_000, allow_null=True, help_text="RingSense's summary of the call as a bulleted list."
-    )
-    ringSenseLink = text(max_length=2000, allow_null=True, help_text="A link to the call in RingSense.")
-    ringSenseAIScore = ObjectField(
-        required=False, allow_null=True, help_text="RingSense's scores of the call."
-    )
-
-    extras_fields = CallLogCreateInputSerializer.extras_fields
 
 
 @extend_schema_serializer(description="A note to keep until the server-side log of the call arrives.")

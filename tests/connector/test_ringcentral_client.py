@@ -414,7 +414,7 @@ def test_twenty_calls_at_once_make_one_refresh_and_all_use_its_token(
     processes would: the row's lease alone decides who refreshes."""
     assert on_postgres()
     if processes == "separate processes":
-        monkeypatch.setattr(services, "_rc_token_lock", lambda connection_id: threading.Lock())
+        monkeypatch.setattr(services, "_token_lock", lambda row: threading.Lock())
     connection = ringcentral_connect(jwt=ADMIN_JWT)
     RingCentralConnection.objects.filter(pk=connection.pk).update(
         token_expiry=timezone.now() + timedelta(seconds=60)

@@ -137,7 +137,7 @@ def test_twenty_calls_at_once_make_one_refresh_and_all_use_its_token(
     assert on_postgres()
     endpoint.delay = 0.3
     if processes == "separate processes":
-        monkeypatch.setattr(services, "_token_lock", lambda user_id: __import__("threading").Lock())
+        monkeypatch.setattr(services, "_token_lock", lambda row: __import__("threading").Lock())
     user = oauth_user(expires_in=timedelta(seconds=60))
 
     tokens = concurrently(20, lambda i: token_seen(user.pk))
