@@ -31,13 +31,28 @@ def celery_worker(settings) -> Iterator[None]:
     redis.Redis.from_url(BROKER_URL).flushdb()
     saved = {key: app.conf[key] for key in ("broker_url", "task_always_eager")}
     app.conf.update(broker_url=BROKER_URL, task_always_eager=False)
+    _forget_connections()  # an earlier test's producer pool would still point at the default broker
     settings.SSCL_DISPATCH = "celery"
     try:
         with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=10):
             yield
     finally:
         app.conf.update(saved)
+        _forget_connections()
         redis.Redis.from_url(BROKER_URL).flushdb()
+
+
+def _forget_connections() -> None:
+    """Drop the app's cached connection and producer pools, as Celery does after a fork
+    (`Celery._after_fork`, without its signal), so the next message goes to the broker
+    configured now. Without it, the pool an earlier test made (an eager `.delay()` acquires
+    a producer even though it runs the task in place; with broker_url empty, Celery's
+    default amqp://localhost) took the webhook's messages to the machine's RabbitMQ, and
+    the worker on Redis never saw them (tests/logs/test_pipeline.py's recovery test, then
+    this one, showed it)."""
+    app._pool = None
+    if "amqp" in app.__dict__:
+        app.amqp._producer_pool = None
 
 
 def wait_for(condition, timeout: float = 20.0) -> bool:
