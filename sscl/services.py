@@ -258,19 +258,34 @@ def _backoff(attempts: int) -> float:
     return min(c.first_fetch_delay * (2 ** max(attempts - 1, 0)), c.max_backoff)
 
 
-def _again_or_fail(row: CallSession, token: str, *, reason: str, wait: float | None = None) -> None:
-    """Schedule the next attempt, or record the call failed after the last one."""
+def _again_or_fail(
+    row: CallSession, token: str, *, reason: str, wait: float | None = None, **changes: Any
+) -> None:
+    """Schedule the next attempt, or record the call failed after the last one; `changes`
+    are written with it (the call's log, once it has one)."""
     attempts = row.attempts + 1
     if attempts >= conf().max_attempts:
         _release(
-            row, token, state=SessionState.FAILED, attempts=attempts, reason=reason, next_attempt_at=None
+            row,
+            token,
+            state=SessionState.FAILED,
+            attempts=attempts,
+            reason=reason,
+            next_attempt_at=None,
+            **changes,
         )
         logger.warning("Server-side call %s failed after %s attempts: %s", row.pk, attempts, reason)
         return
     delay = _backoff(attempts) if wait is None else wait
     next_at = timezone.now() + timedelta(seconds=delay)
     if _release(
-        row, token, state=SessionState.ENDED, attempts=attempts, reason=reason, next_attempt_at=next_at
+        row,
+        token,
+        state=SessionState.ENDED,
+        attempts=attempts,
+        reason=reason,
+        next_attempt_at=next_at,
+        **changes,
     ):
         dispatch("sscl.log_call", row.pk, countdown=delay)
 
@@ -362,9 +377,8 @@ def _settle(row: CallSession, token: str, *, user_id: str, request: CallLogReque
     failure = call_log_last_failure(log=log)
     wait = failure.get("retryAfter")
     reason = log.last_error or "The CRM did not log the call."
-    row.call_log = log
-    _again_or_fail(row, token, reason=reason, wait=float(wait) if isinstance(wait, (int, float)) else None)
-    CallSession.objects.filter(pk=row.pk).update(call_log=log)
+    wait_seconds = float(wait) if isinstance(wait, (int, float)) else None
+    _again_or_fail(row, token, reason=reason, wait=wait_seconds, call_log=log)
     return SessionState.ENDED
 
 
