@@ -556,53 +556,28 @@ class PlaceholderContactAdmin(ExportMixin, ReadOnlyAdmin):
     search_fields = ("phone_number", "=contact_id", "contact_name")
     search_help_text = "Phone number (any format), CRM contact id or contact name."
     date_hierarchy = "created_at"
-    fieldsets = (
-        ("Contact", {"fields": ("contact_id", "contact_name", "contact_type", "phone_number", "platform")}),
-        ("Who decided", {"fields": ("decided_by", "created_by", "account", "scope_key", "rule_values")}),
-        ("Creation", {"fields": ("status", "attempts", "last_error", "created_at", "updated_at")}),
+    _sections: tuple[tuple[str, tuple[str, ...]], ...] = (
+        ("Contact", ("contact_id", "contact_name", "contact_type", "phone_number", "platform")),
+        ("Who decided", ("decided_by", "created_by", "account", "scope_key", "rule_values")),
+        ("Creation", ("status", "attempts", "last_error", "created_at", "updated_at")),
         (
             "Life",
-            {
-                "fields": (
-                    "life",
-                    "life_reason",
-                    "named_as",
-                    "named_at",
-                    "superseded_by",
-                    "superseded_at",
-                    "replaces",
-                    "replaced_by",
-                    "old_logs",
-                )
-            },
+            (
+                "life",
+                "life_reason",
+                "named_as",
+                "named_at",
+                "superseded_by",
+                "superseded_at",
+                "replaces",
+                "replaced_by",
+                "old_logs",
+            ),
         ),
     )
-    readonly_fields = (
-        "contact_id",
-        "contact_name",
-        "contact_type",
-        "phone_number",
-        "platform",
-        "decided_by",
-        "created_by",
-        "account",
-        "scope_key",
-        "rule_values",
-        "status",
-        "attempts",
-        "last_error",
-        "created_at",
-        "updated_at",
-        "life",
-        "life_reason",
-        "named_as",
-        "named_at",
-        "superseded_by",
-        "superseded_at",
-        "replaces",
-        "replaced_by",
-        "old_logs",
-    )
+    fieldsets = tuple((title, {"fields": names}) for title, names in _sections)
+    # every field shown is read-only (the registry is history), the computed ones included
+    readonly_fields = tuple(name for _, names in _sections for name in names)
 
     actions = ("relink_old_logs",)
 
