@@ -543,6 +543,46 @@ _CALL_EXTRAS = (
 )
 
 
+class LogContactInputSerializer(CachedFieldsSerializer):
+    """The fields a call log and a message log name their contact with, the same for both;
+    `contactId` 0 counts as none, as App Connect reads it."""
+
+    contactId = IdField(
+        required=False,
+        allow_null=True,
+        help_text=(
+            "The CRM contact to log against. Leave it out (or send 0) to let the server's auto-logging rules"
+            " decide: log against the contact found by number, create a placeholder contact, or leave the "
+            "decision to the user, as the rules say."
+        ),
+    )
+    contactType = text(
+        max_length=64,
+        allow_null=True,
+        help_text="The CRM record type of the contact, one of the contactTypes of the platform's manifest.",
+    )
+    contactName = text(
+        max_length=255, allow_null=True, help_text="The contact's name, as shown in the CRM activity."
+    )
+    additionalSubmission = ObjectField(
+        required=False,
+        allow_null=True,
+        help_text=(
+            "Values of the extra fields the platform's manifest defines for this form, passed to the CRM as "
+            "sent."
+        ),
+    )
+    overridingFormat = serializers.JSONField(
+        required=False,
+        allow_null=True,
+        help_text="Accepted for compatibility with App Connect's client; not used.",
+    )
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        _no_contact_when_zero(self, attrs)
+        return attrs
+
+
 class CallExtrasSerializer(CachedFieldsSerializer):
     """The AI and RingSense texts a call's log may carry, the same on create and update;
     the CRM gets them as `extras`."""
@@ -571,34 +611,9 @@ class CallExtrasSerializer(CachedFieldsSerializer):
 
 
 @extend_schema_serializer(description="A call to log in the CRM.")
-class CallLogCreateInputSerializer(CallExtrasSerializer):
+class CallLogCreateInputSerializer(CallExtrasSerializer, LogContactInputSerializer):
     logInfo = CallLogRecordSerializer(help_text="RingCentral's record of the call.")
-    contactId = IdField(
-        required=False,
-        allow_null=True,
-        help_text=(
-            "The CRM contact to log against. Leave it out (or send 0) to let the server's auto-logging rules"
-            " decide: log against the contact found by number, create a placeholder contact, or leave the "
-            "decision to the user, as the rules say."
-        ),
-    )
-    contactType = text(
-        max_length=64,
-        allow_null=True,
-        help_text="The CRM record type of the contact, one of the contactTypes of the platform's manifest.",
-    )
-    contactName = text(
-        max_length=255, allow_null=True, help_text="The contact's name, as shown in the CRM activity."
-    )
     note = text(max_length=100_000, allow_null=True, help_text="The user's note on the call.")
-    additionalSubmission = ObjectField(
-        required=False,
-        allow_null=True,
-        help_text=(
-            "Values of the extra fields the platform's manifest defines for this form, passed to the CRM as "
-            "sent."
-        ),
-    )
     extensionNumber = IdField(
         required=False,
         max_length=32,
@@ -615,14 +630,9 @@ class CallLogCreateInputSerializer(CallExtrasSerializer):
         max_length=64,
         help_text="The RingCentral extension id; the server hashes it when hashedExtensionId is not given.",
     )
-    overridingFormat = serializers.JSONField(
-        required=False,
-        allow_null=True,
-        help_text="Accepted for compatibility with App Connect's client; not used.",
-    )
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        _no_contact_when_zero(self, attrs)
+        attrs = super().validate(attrs)
         log_info = attrs["logInfo"]
         party_key = "from" if log_info.get("direction") == "Inbound" else "to"
         party = log_info.get(party_key)
@@ -875,41 +885,11 @@ class MessageConversationSerializer(OpenObjectSerializer):
 
 
 @extend_schema_serializer(description="Messages of one conversation to log in the CRM.")
-class MessageLogCreateInputSerializer(CachedFieldsSerializer):
+class MessageLogCreateInputSerializer(LogContactInputSerializer):
     logInfo = MessageConversationSerializer(help_text="The conversation's messages and parties.")
-    contactId = IdField(
-        required=False,
-        allow_null=True,
-        help_text=(
-            "The CRM contact to log against. Leave it out (or send 0) to let the server's auto-logging rules"
-            " decide: log against the contact found by number, create a placeholder contact, or leave the "
-            "decision to the user, as the rules say."
-        ),
-    )
-    contactType = text(
-        max_length=64,
-        allow_null=True,
-        help_text="The CRM record type of the contact, one of the contactTypes of the platform's manifest.",
-    )
-    contactName = text(
-        max_length=255, allow_null=True, help_text="The contact's name, as shown in the CRM activity."
-    )
-    additionalSubmission = ObjectField(
-        required=False,
-        allow_null=True,
-        help_text=(
-            "Values of the extra fields the platform's manifest defines for this form, passed to the CRM as "
-            "sent."
-        ),
-    )
-    overridingFormat = serializers.JSONField(
-        required=False,
-        allow_null=True,
-        help_text="Accepted for compatibility with App Connect's client; not used.",
-    )
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        _no_contact_when_zero(self, attrs)
+        attrs = super().validate(attrs)
         first = attrs["logInfo"]["correspondents"][0]["phoneNumber"]
         # An SMS short code, or a withheld sender, is left to the rules.
         try:
