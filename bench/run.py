@@ -26,11 +26,12 @@ For each engine (PostgreSQL, SQLite) the script:
      - ours: copies the template to `appconnect_bench` (or a fresh SQLite file) and starts
        our server with exactly production's command,
            gunicorn -c config/gunicorn.conf.py config.wsgi:application
-       (gthread workers, no access log, no control socket), its settings given as
-       production gives them, through the environment: WEB_BIND (a free loopback port),
-       WEB_WORKERS (--workers), WEB_THREADS (--threads), DB_POOL_MAX_SIZE (--db-pool,
-       PostgreSQL), DEBUG off, random secrets, ALLOWED_HOSTS=127.0.0.1, CONN_MAX_AGE=600
-       (without a pool); PYTHONPATH=bench only to find the benchmark's CRM connectors;
+       (gevent workers on PostgreSQL, gthread on SQLite, no access log, no control
+       socket), its settings given as production gives them, through the environment:
+       WEB_BIND (a free loopback port), WEB_WORKERS (--workers), WEB_THREADS (--threads,
+       gthread), DB_POOL_MAX_SIZE (--db-pool, PostgreSQL), DEBUG off, random secrets,
+       ALLOWED_HOSTS=127.0.0.1, CONN_MAX_AGE=600 (without a pool); PYTHONPATH=bench only
+       to find the benchmark's CRM connectors;
      - the peer: `PEER_DB=<engine> PEER_FRESH_DB=1 [PEER_CRM_DELAY_MS=N]
        ../shared/peer/start.sh <port>` (the first run installs it with `npm ci`, about
        2.5 minutes, cached in PEER_HOME);
@@ -54,7 +55,7 @@ The default is `memory` with a delay (the built-in CRM cannot wait), `both` with
 With --reference, another server runs beside them on the same engine: the minimal Django
 of bench/minimal (PyJWT in the view, one ORM statement per step, no middleware, no DRF,
 nothing of the product), served by the same gunicorn settings (config/gunicorn.conf.py:
-gthread, the same workers, threads and pool) and waiting the same CRM delay once per
+the same worker class, workers, threads and pool) and waiting the same CRM delay once per
 step. Its ratio to the peer is the ceiling of the stack on this machine today, measured
 rather than remembered (../shared/perf.md).
 
@@ -143,22 +144,26 @@ OUR_PLATFORM = "builtin"
 MEMORY_PLATFORM = "memory"  # bench/memory_crm.py (or slow_crm.py), like the peer's peercrm
 MEMORY_CRM = "memory_crm.MemoryCrmClient"
 SLOW_CRM = "slow_crm.SlowMemoryCrmClient"
-# psycopg pool per worker process: production's default (DB_POOL_MAX_SIZE in
-# config/settings.py): none, one persistent connection per thread. With a pool smaller
-# than the threads, a thread holds a connection only for its SQL (it gives it back
-# before every CRM call, connector/db.py).
-DEFAULT_DB_POOL = 0
+# psycopg pool per worker process on PostgreSQL: production's default there
+# (DB_POOL_MAX_SIZE in config/settings.py, for its gevent workers). A request holds a
+# connection only for its SQL: it gives it back before every CRM call (connector/db.py).
+# 0 (gthread workers only, WEB_WORKER_CLASS=gthread): one persistent connection per thread.
+DEFAULT_DB_POOL = 40
 MIB = 1024 * 1024
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 def gunicorn_conf_defaults() -> tuple[int, int]:
     """(workers, threads) of config/gunicorn.conf.py when WEB_WORKERS and WEB_THREADS are
-    unset: production's defaults, read from the file itself."""
-    saved = {k: os.environ.pop(k) for k in ("WEB_WORKERS", "WEB_THREADS") if k in os.environ}
+    unset: production's defaults, read from the file itself (which also reads `.env` and
+    exports its worker class: our environment is put back as it was)."""
+    saved = dict(os.environ)
+    for name in ("WEB_WORKERS", "WEB_THREADS"):
+        os.environ.pop(name, None)
     try:
         conf = runpy.run_path(str(ROOT / GUNICORN_CONF))
     finally:
+        os.environ.clear()
         os.environ.update(saved)
     return int(conf["workers"]), int(conf["threads"])
 
@@ -682,7 +687,9 @@ def start_gunicorn(
         "workers": spec.workers,
         "threads": spec.threads,
         "db_pool": spec.pool,
-        "worker_class": "gthread",
+        # config/gunicorn.conf.py's choice: gevent on PostgreSQL, gthread on SQLite
+        "worker_class": settings.get("WEB_WORKER_CLASS")
+        or ("gevent" if server_env["DATABASE_URL"].startswith("postgres") else "gthread"),
         "cmd": [Path(cmd[0]).name, *cmd[1:]],
         "env": settings,
     }
@@ -1475,9 +1482,9 @@ def main(argv: list[str] | None = None) -> int:
     engines = ("postgres", "sqlite") if args.db == "both" else (args.db,)
     workdir = Path(tempfile.mkdtemp(prefix="appconnect-bench-"))
     print(
-        f"our server: gunicorn -c {GUNICORN_CONF} {OUR_APP}, WEB_WORKERS={args.workers} "
-        f"WEB_THREADS={args.threads} DB_POOL_MAX_SIZE={args.db_pool} (PostgreSQL), CRM {args.crm}, "
-        f"CRM delay {args.crm_delay_ms:g} ms",
+        f"our server: gunicorn -c {GUNICORN_CONF} {OUR_APP}, WEB_WORKERS={args.workers}, "
+        f"PostgreSQL: gevent workers, DB_POOL_MAX_SIZE={args.db_pool}; SQLite: gthread workers, "
+        f"WEB_THREADS={args.threads}; CRM {args.crm}, CRM delay {args.crm_delay_ms:g} ms",
         flush=True,
     )
     runs: list[dict] = []

@@ -688,6 +688,9 @@ def start_ours(
         "WEB_BIND": f"{HOST}:{port}",
         "WEB_WORKERS": str(args.workers),
         "WEB_THREADS": str(args.threads),
+        # production's pool for its gevent workers on PostgreSQL (our_env pins 0, for the
+        # Celery worker and manage.py)
+        "DB_POOL_MAX_SIZE": str(bench_run.DEFAULT_DB_POOL),
     }
     proc = bench_run.start_process(
         bench_run.gunicorn_command(bench_run.OUR_APP), env=server_env, log_path=logdir / "gunicorn.log"

@@ -102,24 +102,38 @@ DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=
 # A health check costs a round trip per request; a broken connection is dropped after the
 # request that finds it instead.
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = env.bool("CONN_HEALTH_CHECKS", default=False)
+# Gunicorn's worker class (config/gunicorn.conf.py sets it for its workers; elsewhere,
+# Celery and management commands, plain threads). Under gevent, every request is a
+# greenlet of one thread, so a connection per greenlet would be one per open client
+# connection: gevent workers take theirs from a pool, and need PostgreSQL (a SQLite call
+# blocks the whole worker, and a busy wait there would stall every request of it).
+WEB_WORKER_CLASS = env.str("WEB_WORKER_CLASS", default="gthread")
+if WEB_WORKER_CLASS not in ("gevent", "gthread"):
+    raise ImproperlyConfigured("WEB_WORKER_CLASS must be gevent or gthread.")
+_GREENLETS = WEB_WORKER_CLASS == "gevent"
+if _GREENLETS and DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+    raise ImproperlyConfigured("gevent workers need PostgreSQL; on SQLite use WEB_WORKER_CLASS=gthread.")
 # PostgreSQL: a psycopg connection pool per process (Django's OPTIONS["pool"]) of at most
-# DB_POOL_MAX_SIZE connections; 0, the default, keeps one persistent connection per thread
-# (measured cheapest: bench/run.py, README "Serving in production"). With a pool smaller
-# than the threads of a process (WEB_THREADS), a thread gives its connection back before
-# every CRM call (connector.db), so the pool serves them all: each holds a connection for
-# its milliseconds of SQL, not for the CRM's round trips, at the cost of a checkout after
-# each CRM call. A pool as large as the threads keeps connections for the whole request.
-DB_POOL_MAX_SIZE = env.int("DB_POOL_MAX_SIZE", default=0)
+# DB_POOL_MAX_SIZE connections. Under gevent workers (production's default on PostgreSQL)
+# it is required, 40 by default: a request holds a connection for its milliseconds of SQL
+# and gives it back before every CRM call (connector.db), so 40 serve hundreds of requests
+# in flight. Under gthread workers, 0, the default, keeps one persistent connection per
+# thread; a pool smaller than the threads of a process (WEB_THREADS) makes them give
+# their connection back before every CRM call too, at the cost of a checkout after each
+# CRM call, and a pool as large as the threads keeps connections for the whole request.
+DB_POOL_MAX_SIZE = env.int("DB_POOL_MAX_SIZE", default=40 if _GREENLETS else 0)
 WEB_THREADS = env.int("WEB_THREADS", default=40)  # as config/gunicorn.conf.py reads it
 if DB_POOL_MAX_SIZE < 0:
     raise ImproperlyConfigured("DB_POOL_MAX_SIZE must be 0 (no pool) or a positive number.")
+if _GREENLETS and not DB_POOL_MAX_SIZE:
+    raise ImproperlyConfigured("gevent workers need a connection pool: DB_POOL_MAX_SIZE must be positive.")
 _DB_POOLED = bool(DB_POOL_MAX_SIZE) and DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     if DB_POOL_MAX_SIZE:
         DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
             "min_size": min(2, DB_POOL_MAX_SIZE),
             "max_size": DB_POOL_MAX_SIZE,
-            # a thread waits this long for a free connection, then its request fails cleanly
+            # a request waits this long for a free connection, then fails cleanly
             "timeout": env.float("DB_POOL_TIMEOUT_SECONDS", default=10.0),
         }
         # The pool keeps connections; Django must not also keep one per thread. A pooled
@@ -276,15 +290,16 @@ CONNECTOR = {
     "DEFAULT_PHONE_REGION": env.str("DEFAULT_PHONE_REGION", default="US"),
     "OUTBOUND_TIMEOUT_SECONDS": _OUTBOUND_TIMEOUT,
     # Connections per host in each outbound HTTP session's pool: as many as the threads of
-    # a server process (WEB_THREADS), which may all call one CRM at once.
-    "OUTBOUND_POOL_MAXSIZE": env.int("OUTBOUND_POOL_MAXSIZE", default=WEB_THREADS),
+    # a server process (WEB_THREADS), which may all call one CRM at once; under gevent,
+    # 256 of the requests one worker may have in flight.
+    "OUTBOUND_POOL_MAXSIZE": env.int("OUTBOUND_POOL_MAXSIZE", default=256 if _GREENLETS else WEB_THREADS),
     "OUTBOUND_HOST_MAP": {},  # filled from the environment below
     "OAUTH_APPS": {},  # likewise
     # A CRM's 429 is waited out inside the request when its Retry-After is this short.
     "OUTBOUND_RETRY_AFTER_CAP_SECONDS": env.float("OUTBOUND_RETRY_AFTER_CAP_SECONDS", default=2.0),
     "OUTBOUND_ATTEMPTS": env.int("OUTBOUND_ATTEMPTS", default=3),
     # Give the database connection back to the pool before each CRM call (see DB_POOL_MAX_SIZE).
-    "DB_RELEASE_FOR_CRM_CALLS": _DB_POOLED and DB_POOL_MAX_SIZE < WEB_THREADS,
+    "DB_RELEASE_FOR_CRM_CALLS": _DB_POOLED and (_GREENLETS or DB_POOL_MAX_SIZE < WEB_THREADS),
     # How long a claimed call or message log belongs to the request that claimed it, from
     # the claim and again from the start of its CRM write; once it lapses (the request
     # died), the next request, retry or recovery task for the same log takes it over.

@@ -8,6 +8,7 @@ CRM's wait sets, and issue 12's bar.
 from __future__ import annotations
 
 import importlib.util
+import os
 import runpy
 import sys
 from pathlib import Path
@@ -42,14 +43,33 @@ def test_servers_run_productions_command(bench_run) -> None:
     assert (ROOT / cmd[2]).is_file()
 
 
+def gunicorn_conf(monkeypatch, **env: str) -> dict:
+    """config/gunicorn.conf.py's values with `env` (the file exports WEB_WORKER_CLASS: the
+    monkeypatch restores it)."""
+    for name in ("WEB_WORKERS", "WEB_THREADS", "WEB_WORKER_CLASS", "DATABASE_URL"):
+        monkeypatch.setenv(name, env.get(name, ""))
+    monkeypatch.delenv("WEB_WORKERS")
+    monkeypatch.delenv("WEB_THREADS")
+    return runpy.run_path(str(ROOT / "config" / "gunicorn.conf.py"))
+
+
+def test_the_database_chooses_the_worker_class(monkeypatch) -> None:
+    postgres = gunicorn_conf(monkeypatch, DATABASE_URL="postgres://postgres@127.0.0.1:5432/x")
+    assert postgres["worker_class"] == "gevent"
+    assert os.environ["WEB_WORKER_CLASS"] == "gevent"  # what the workers' settings read
+    assert gunicorn_conf(monkeypatch, DATABASE_URL="sqlite:////tmp/x.sqlite3")["worker_class"] == "gthread"
+    assert gunicorn_conf(monkeypatch)["worker_class"] == "gthread"  # the embedded default, SQLite
+    chosen = gunicorn_conf(monkeypatch, DATABASE_URL="postgres://h/x", WEB_WORKER_CLASS="gthread")
+    assert chosen["worker_class"] == "gthread"
+    with pytest.raises(RuntimeError, match="WEB_WORKER_CLASS must be gevent or gthread, not 'sync'"):
+        gunicorn_conf(monkeypatch, WEB_WORKER_CLASS="sync")
+
+
 def test_workers_and_threads_default_to_the_gunicorn_conf(bench_run, monkeypatch) -> None:
-    monkeypatch.delenv("WEB_WORKERS", raising=False)
-    monkeypatch.delenv("WEB_THREADS", raising=False)
-    conf = runpy.run_path(str(ROOT / "config" / "gunicorn.conf.py"))
-    assert conf["worker_class"] == "gthread"
+    conf = gunicorn_conf(monkeypatch)
     args = bench_run.parse_args([])
     assert (args.workers, args.threads) == (conf["workers"], conf["threads"])
-    assert args.db_pool == bench_run.DEFAULT_DB_POOL == 0  # production: one connection per thread
+    assert args.db_pool == bench_run.DEFAULT_DB_POOL == 40  # production's pool under gevent workers
     # The environment of the benchmark's own process does not leak into the defaults.
     monkeypatch.setenv("WEB_THREADS", "3")
     assert bench_run.parse_args([]).threads == conf["threads"]

@@ -1,10 +1,11 @@
 """The production server keeps many CRM calls in flight, on SQLite and on PostgreSQL.
 
-Our server runs as in production (`gunicorn -c config/gunicorn.conf.py`: gthread workers;
-on PostgreSQL the psycopg pool) with a CRM that answers each call after 50 ms. Many
-clients at once run the unknown-caller flow, a few sending each call log twice at the same
-moment. Every request must be answered without an error: no "database is locked" on
-SQLite, no connection beyond the pool's on PostgreSQL, each call in the CRM once.
+Our server runs as in production (`gunicorn -c config/gunicorn.conf.py`: on PostgreSQL
+gevent workers and the psycopg pool, on SQLite gthread workers) with a CRM that answers
+each call after 50 ms. Many clients at once run the unknown-caller flow, a few sending
+each call log twice at the same moment. Every request must be answered without an error:
+no "database is locked" on SQLite, no connection beyond the pool's on PostgreSQL, each
+call in the CRM once.
 
 This is a correctness test under real concurrency; the speed of the same setup is the
 benchmark's business (bench/run.py --crm-delay-ms).
@@ -21,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 import requests
 from django.db import connection
@@ -42,6 +44,7 @@ class Served:
     api_key: str
     log: Path
     sqlite_path: Path | None
+    worker_classes: list[str]
 
 
 def manage(env: dict[str, str], *argv: str) -> str:
@@ -77,8 +80,18 @@ def served(tmp_path: Path) -> Iterator[Served]:
         manage(env, "migrate", "--noinput", "-v0")
     api_key = manage(env, "builtin_apikey", "served").strip().splitlines()[-1]
     log = tmp_path / "server.log"
-    with production_server(env, log=log) as (url, _):
-        yield Served(url=url, api_key=api_key, log=log, sqlite_path=sqlite_path)
+    with production_server(env, log=log) as (url, process):
+        classes = worker_classes(process.pid)
+        yield Served(url=url, api_key=api_key, log=log, sqlite_path=sqlite_path, worker_classes=classes)
+
+
+def worker_classes(master: int) -> list[str]:
+    """What each gunicorn worker runs: 'gevent' when gevent's compiled hub is loaded in it."""
+    classes = []
+    for worker in psutil.Process(master).children():
+        maps = Path(f"/proc/{worker.pid}/maps").read_text()
+        classes.append("gevent" if "/gevent/" in maps else "gthread")
+    return classes
 
 
 def flows(served: Served, token: str, client: int) -> list[tuple[str, int, dict[str, Any]]]:
@@ -126,6 +139,11 @@ def server_connections() -> int:
     with connection.cursor() as cursor:
         cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = %s", [SERVER_APP])
         return cursor.fetchone()[0]
+
+
+def test_the_worker_class_follows_the_database(served: Served) -> None:
+    expected = "gevent" if on_postgres() else "gthread"
+    assert served.worker_classes == [expected] * WORKERS
 
 
 def test_many_flows_at_once_are_all_answered_and_logged_once(served: Served) -> None:

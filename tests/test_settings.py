@@ -12,7 +12,15 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 # The variables these tests set; the caller's own values must not leak in.
-OURS = {"DJANGO_SETTINGS_MODULE", "DATABASE_URL", "DB_PREPARE_THRESHOLD", "CRM_PLATFORMS_EXTRA"}
+OURS = {
+    "DJANGO_SETTINGS_MODULE",
+    "DATABASE_URL",
+    "DB_PREPARE_THRESHOLD",
+    "CRM_PLATFORMS_EXTRA",
+    "WEB_WORKER_CLASS",
+    "DB_POOL_MAX_SIZE",
+    "WEB_THREADS",
+}
 
 
 def settings_value(expression: str, **env: str) -> subprocess.CompletedProcess:
@@ -43,6 +51,46 @@ def test_postgresql_prepares_statements_by_default():
     options = json.loads(done.stdout)
     assert options["server_side_binding"] is True
     assert options["prepare_threshold"] == 5
+
+
+SERVING = (
+    "[settings.DATABASES['default']['OPTIONS'].get('pool'), settings.DATABASES['default']['CONN_MAX_AGE'],"
+    " settings.CONNECTOR['DB_RELEASE_FOR_CRM_CALLS'], settings.CONNECTOR['OUTBOUND_POOL_MAXSIZE']]"
+)
+
+
+def test_gevent_workers_take_connections_from_a_pool_and_give_them_back_for_crm_calls():
+    done = settings_value(SERVING, WEB_WORKER_CLASS="gevent")
+    assert done.returncode == 0, done.stderr
+    pool, conn_max_age, release, outbound = json.loads(done.stdout)
+    assert (pool["max_size"], pool["min_size"], conn_max_age) == (40, 2, 0)
+    assert release is True  # a greenlet per open client connection: many more than 40
+    assert outbound == 256
+
+
+def test_gthread_workers_keep_a_connection_per_thread_unless_given_a_pool():
+    done = settings_value(SERVING, WEB_WORKER_CLASS="gthread", WEB_THREADS="40")
+    assert done.returncode == 0, done.stderr
+    pool, _, release, outbound = json.loads(done.stdout)
+    assert (pool, release, outbound) == (None, False, 40)
+    done = settings_value(SERVING, WEB_WORKER_CLASS="gthread", WEB_THREADS="40", DB_POOL_MAX_SIZE="8")
+    assert done.returncode == 0, done.stderr
+    pool, _, release, _ = json.loads(done.stdout)
+    assert (pool["max_size"], release) == (8, True)
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"DB_POOL_MAX_SIZE": "0"}, "gevent workers need a connection pool: DB_POOL_MAX_SIZE must be"),
+        ({"DATABASE_URL": "sqlite:////tmp/unused.sqlite3"}, "gevent workers need PostgreSQL"),
+        ({"WEB_WORKER_CLASS": "sync"}, "WEB_WORKER_CLASS must be gevent or gthread."),
+    ],
+)
+def test_settings_gevent_cannot_serve_stop_the_server(env, message):
+    done = settings_value("1", **{"WEB_WORKER_CLASS": "gevent", **env})
+    assert done.returncode != 0
+    assert message in done.stderr
 
 
 @pytest.mark.parametrize(("value", "expected"), [("0", 0), ("12", 12), ("off", None), (" OFF ", None)])

@@ -1,6 +1,6 @@
 """Nothing lost, nothing doubled: the production server under real faults, on PostgreSQL.
 
-Our server runs as in production (`gunicorn -c config/gunicorn.conf.py`, gthread workers,
+Our server runs as in production (`gunicorn -c config/gunicorn.conf.py`, gevent workers,
 the psycopg pool) on the test database, with the `crashy` CRM of tests/faults/crm.py: the
 built-in CRM, killing its own worker at the worst moments (after the claim, before and
 after the CRM write, after a contact was created) and dropping its database connection
