@@ -38,7 +38,7 @@ def in_transaction() -> bool:
 
 def connection_release_before_crm_call(*, keep: bool, operation: str) -> None:
     """Before a CRM call: refuse to run inside a transaction, and, when
-    CONNECTOR["DB_RELEASE_FOR_CRM_CALLS"] (a pool smaller than the threads), give the
+    CONNECTOR["DB_RELEASE_FOR_CRM_CALLS"] (a pool under gevent workers, or smaller than the threads), give the
     pooled connection back to its pool unless `keep` (the CRM itself uses our database).
 
     The next statement takes a connection from the pool again (checked first, so one the
@@ -47,7 +47,22 @@ def connection_release_before_crm_call(*, keep: bool, operation: str) -> None:
     """
     if in_transaction():
         raise CrmCallInTransaction(f"CRM call {operation} inside a database transaction")
-    if keep or connection.connection is None or not connector_settings.DB_RELEASE_FOR_CRM_CALLS:
+    if not keep:
+        _pooled_connection_release()
+
+
+def connection_release_while_waiting() -> None:
+    """Before sleeping while another request finishes a log or a placeholder: give the
+    pooled connection back, as before a CRM call (unless a transaction is open).
+
+    The request waited for needs a connection to record its outcome: waiters holding
+    theirs through their sleeps could take the whole pool and leave it none."""
+    if not in_transaction():
+        _pooled_connection_release()
+
+
+def _pooled_connection_release() -> None:
+    if connection.connection is None or not connector_settings.DB_RELEASE_FOR_CRM_CALLS:
         return
     if getattr(connection, "pool", None) is not None:
         connection.close()

@@ -34,6 +34,7 @@ from connector.crm.base import (
 )
 from connector.crm.builtin import api_key_digest
 from connector.crm.registry import crm_registry
+from connector.db import connection_release_while_waiting
 from connector.exceptions import (
     CrmSessionRevoked,
     ErrorObject,
@@ -563,6 +564,7 @@ def _token_refresh_single_flight(
                 return  # another process refreshed it
             if time.monotonic() >= deadline:
                 raise timed_out()
+            connection_release_while_waiting()
             time.sleep(pause)
             pause = min(pause * 2, 1.0)
 

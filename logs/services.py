@@ -53,7 +53,13 @@ from connector.crm.base import (
     MessageLogInput,
 )
 from connector.crm.registry import crm_registry
-from connector.db import insert_returning_pk, update_where, update_where_and_insert, with_defaults
+from connector.db import (
+    connection_release_while_waiting,
+    insert_returning_pk,
+    update_where,
+    update_where_and_insert,
+    with_defaults,
+)
 from connector.exceptions import CrmSessionRevoked, return_message
 from connector.models import CrmUser
 from connector.selectors import crm_user_get
@@ -338,6 +344,7 @@ def _await_holder(row: CallLog | MessageLog, *, token: str) -> bool:
     deadline = time.monotonic() + min(DUPLICATE_WAIT_SECONDS, _lease_seconds())
     pause = 0.02
     while row.status == LogStatus.PENDING and time.monotonic() < deadline:
+        connection_release_while_waiting()
         time.sleep(pause)
         pause = min(pause * 2, 0.25)
         row.refresh_from_db()

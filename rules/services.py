@@ -22,7 +22,7 @@ from django.utils import timezone
 from connector.conf import connector_settings
 from connector.crm.base import CrmClient, CrmError, JsonDict, LogContact
 from connector.crm.registry import crm_registry
-from connector.db import insert_returning_pk, update_where, with_defaults
+from connector.db import connection_release_while_waiting, insert_returning_pk, update_where, with_defaults
 from connector.exceptions import InvalidInput, details_text, return_message
 from connector.models import CrmUser
 from connector.services import contact_create, crm_failure_message, real_contacts
@@ -873,6 +873,7 @@ def placeholder_obtain(
                 ),
                 snapshot=snapshot,
             )
+        connection_release_while_waiting()
         time.sleep(pause)
         pause = min(pause * 2, 0.25)
 
@@ -1012,6 +1013,7 @@ def placeholder_contact_create_manual(
             )
         if time.monotonic() >= deadline:
             return None, return_message("A contact for this number is still being created. Please try again.")
+        connection_release_while_waiting()
         time.sleep(pause)
         pause = min(pause * 2, 0.25)
 
