@@ -59,7 +59,8 @@ class CallLog(LogRecord):
     claimed before the CRM is called, which is what makes duplicate requests safe.
     """
 
-    user = models.ForeignKey(CrmUser, on_delete=models.PROTECT, related_name="call_logs")
+    # No index of its own: the unique (user, platform, session, identity) leads with it.
+    user = models.ForeignKey(CrmUser, on_delete=models.PROTECT, related_name="call_logs", db_index=False)
     session_id = models.CharField(max_length=128)
     # telephonySessionId, else the RingCentral call-log record id (the peer's row id)
     record_id = models.CharField(max_length=128, blank=True)
@@ -99,7 +100,8 @@ class MessageLog(LogRecord):
     activity (`crm_log_id`).
     """
 
-    user = models.ForeignKey(CrmUser, on_delete=models.PROTECT, related_name="message_logs")
+    # No index of its own: the unique (user, platform, message id) leads with it.
+    user = models.ForeignKey(CrmUser, on_delete=models.PROTECT, related_name="message_logs", db_index=False)
     # the RingCentral message id; "<id>-<contact id>" in a group conversation
     message_id = models.CharField(max_length=128)
     conversation_id = models.CharField(max_length=128, blank=True)
@@ -132,11 +134,12 @@ class MessageLog(LogRecord):
 class LogEvent(models.Model):
     """One entry of a log's event trail: a decision or a CRM outcome. Never edited."""
 
+    # No index of their own: logs_logevent_call and logs_logevent_message lead with them.
     call_log = models.ForeignKey(
-        CallLog, on_delete=models.PROTECT, null=True, blank=True, related_name="events"
+        CallLog, on_delete=models.PROTECT, null=True, blank=True, related_name="events", db_index=False
     )
     message_log = models.ForeignKey(
-        MessageLog, on_delete=models.PROTECT, null=True, blank=True, related_name="events"
+        MessageLog, on_delete=models.PROTECT, null=True, blank=True, related_name="events", db_index=False
     )
     kind = models.CharField(max_length=32, choices=EventKind.choices)
     decided_by = models.CharField(max_length=16, choices=DecidedBy.choices, blank=True)
@@ -152,9 +155,19 @@ class LogEvent(models.Model):
                 name="%(app_label)s_%(class)s_one_log",
             )
         ]
+        # Partial: an event belongs to a call or to a message, never both (the check
+        # above), so each index holds only its own kind's events.
         indexes = [
-            models.Index(fields=("call_log", "created_at"), name="logs_logevent_call"),
-            models.Index(fields=("message_log", "created_at"), name="logs_logevent_message"),
+            models.Index(
+                fields=("call_log", "created_at"),
+                name="logs_logevent_call",
+                condition=Q(call_log__isnull=False),
+            ),
+            models.Index(
+                fields=("message_log", "created_at"),
+                name="logs_logevent_message",
+                condition=Q(message_log__isnull=False),
+            ),
         ]
 
     def __str__(self) -> str:
