@@ -153,18 +153,24 @@ MIB = 1024 * 1024
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
-def gunicorn_conf_defaults() -> tuple[int, int]:
-    """(workers, threads) of config/gunicorn.conf.py when WEB_WORKERS and WEB_THREADS are
-    unset: production's defaults, read from the file itself (which also reads `.env` and
-    exports its worker class: our environment is put back as it was)."""
+def gunicorn_conf(env: dict[str, str]) -> dict[str, Any]:
+    """config/gunicorn.conf.py's values with `env` as the environment, read from the file
+    itself, as a server started with `env` would read them. The file also reads `.env` and
+    exports its worker class: our own environment is put back as it was."""
     saved = dict(os.environ)
-    for name in ("WEB_WORKERS", "WEB_THREADS"):
-        os.environ.pop(name, None)
+    os.environ.clear()
+    os.environ.update(env)
     try:
-        conf = runpy.run_path(str(ROOT / GUNICORN_CONF))
+        return runpy.run_path(str(ROOT / GUNICORN_CONF))
     finally:
         os.environ.clear()
         os.environ.update(saved)
+
+
+def gunicorn_conf_defaults() -> tuple[int, int]:
+    """(workers, threads) of config/gunicorn.conf.py when WEB_WORKERS and WEB_THREADS are
+    unset: production's defaults."""
+    conf = gunicorn_conf({k: v for k, v in os.environ.items() if k not in ("WEB_WORKERS", "WEB_THREADS")})
     return int(conf["workers"]), int(conf["threads"])
 
 
@@ -687,9 +693,8 @@ def start_gunicorn(
         "workers": spec.workers,
         "threads": spec.threads,
         "db_pool": spec.pool,
-        # config/gunicorn.conf.py's choice: gevent on PostgreSQL, gthread on SQLite
-        "worker_class": settings.get("WEB_WORKER_CLASS")
-        or ("gevent" if server_env["DATABASE_URL"].startswith("postgres") else "gthread"),
+        # config/gunicorn.conf.py's choice (gevent on PostgreSQL, gthread on SQLite)
+        "worker_class": gunicorn_conf(server_env)["worker_class"],
         "cmd": [Path(cmd[0]).name, *cmd[1:]],
         "env": settings,
     }
