@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -13,6 +13,7 @@ from config.handlers import ApiClientHandler
 from connector.api.authentication import jwt_encode
 from connector.models import CrmUser
 from connector.services import builtin_api_key_create, crm_user_login_with_api_key
+from tests.crm_fakes.ringcentral import RingCentralFake, served
 
 
 class ApiClient:
@@ -129,6 +130,14 @@ def call_body(
         body.update(contactId=contact_id, contactName="Jane Caller", contactType="Contact")
     body.update(extra)
     return body
+
+
+@pytest.fixture
+def rc(settings) -> Iterator[RingCentralFake]:
+    """The fake RingCentral, served on loopback, the settings pointing at it."""
+    fake = RingCentralFake()
+    with served(fake, settings):
+        yield fake
 
 
 @pytest.fixture(autouse=True)

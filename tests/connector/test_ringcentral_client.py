@@ -42,19 +42,11 @@ from tests.crm_fakes.ringcentral import (
     WebhookReceiver,
     call_record,
     party,
-    served,
     telephony_session_event,
 )
 from tests.crm_fakes.server import serve
 
 TELEPHONY_FILTER = "/restapi/v1.0/account/~/telephony/sessions"
-
-
-@pytest.fixture
-def rc(settings) -> Iterator[RingCentralFake]:
-    fake = RingCentralFake()
-    with served(fake, settings):
-        yield fake
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 import io
-from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
@@ -30,16 +29,7 @@ from tests.crm_fakes.ringcentral import (
     USER_JWT,
     RingCentralFake,
     fake_jwt,
-    served,
 )
-
-
-@pytest.fixture
-def rc(settings) -> Iterator[RingCentralFake]:
-    fake = RingCentralFake()
-    with served(fake, settings):
-        yield fake
-
 
 # --- the service --------------------------------------------------------------------------
 

@@ -10,7 +10,6 @@ HTTP, and its record in RingCentral's call log.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -31,7 +30,6 @@ from tests.crm_fakes.ringcentral import (
     RingCentralFake,
     call_record,
     party,
-    served,
     telephony_session_event,
 )
 
@@ -130,13 +128,6 @@ class Pbx:
         for event in events:
             self.deliver(event)
         return events
-
-
-@pytest.fixture
-def rc(settings) -> Iterator[RingCentralFake]:
-    fake = RingCentralFake()
-    with served(fake, settings):
-        yield fake
 
 
 @pytest.fixture
