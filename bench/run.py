@@ -87,6 +87,8 @@ Usage (from the project root):
     .venv/bin/python bench/run.py --db postgres --crm-delay-ms 100 -c 256 \\
         --sweep-threads 64,128 --sweep-workers 2,3 --sweep-pool 8,16   # choose the settings
     .venv/bin/python bench/run.py --db postgres -c 8,32 --reference     # + the stack's ceiling
+    .venv/bin/python bench/run.py --db postgres --crm-delay-ms 100 -c 256 --passes 2 \\
+        --sweep-env CONN_HEALTH_CHECKS=true,false   # A/B one environment variable in one run
 
 Only 127.0.0.1 is ever contacted.
 """
@@ -676,6 +678,7 @@ def start_gunicorn(
         # Where the benchmark's CRM connectors and the minimal reference live.
         "PYTHONPATH": str(BENCH_DIR),
         **dict(item.split("=", 1) for item in args.server_env),
+        **dict([spec.env] if spec.env else []),
     }
     cmd = gunicorn_command(app)
     log_path = logdir / f"{log_name}-{port}.log"
@@ -689,6 +692,7 @@ def start_gunicorn(
         k: server_env[k] for k in ("WEB_WORKERS", "WEB_THREADS", "DB_POOL_MAX_SIZE") if k in server_env
     }
     settings.update(dict(item.split("=", 1) for item in args.server_env))
+    settings.update(dict([spec.env] if spec.env else []))
     info = {
         "workers": spec.workers,
         "threads": spec.threads,
@@ -1170,12 +1174,16 @@ class Spec:
     workers: int = 0
     threads: int = 0
     pool: int = 0
+    # one more environment variable for this run (--sweep-env), as (name, value)
+    env: tuple[str, str] | None = None
 
     def label(self, sweep: bool) -> str:
         if self.kind == "peer":
             return "peer"
         name = "minimal" if self.kind == "minimal" else ("ours" if self.crm == "builtin" else "ours-mem")
-        return f"{name}-w{self.workers}t{self.threads}p{self.pool}" if sweep else name
+        if sweep:
+            name = f"{name}-w{self.workers}t{self.threads}p{self.pool}"
+        return f"{name}-{self.env[0]}={self.env[1]}" if self.env else name
 
 
 def start_target(
@@ -1262,15 +1270,17 @@ def sweeping(args: argparse.Namespace) -> bool:
 
 
 def our_specs(engine: str, args: argparse.Namespace) -> list[Spec]:
-    """Our server's runs: one per CRM and (when sweeping) per workers x threads x pool."""
+    """Our server's runs: one per CRM and (when sweeping) per workers x threads x pool x
+    value of --sweep-env."""
     crms = ("builtin", "memory") if args.crm == "both" else (args.crm,)
     pools = (args.sweep_pool or [args.db_pool]) if engine == "postgres" else [0]
     return [
-        Spec("ours", crm, workers, threads, pool)
+        Spec("ours", crm, workers, threads, pool, env)
         for crm in crms
         for workers in (args.sweep_workers or [args.workers])
         for threads in (args.sweep_threads or [args.threads])
         for pool in pools
+        for env in (args.sweep_env or [None])
     ]
 
 
@@ -1340,6 +1350,14 @@ def int_list(text: str, *, smallest: int = 1) -> list[int]:
     return values
 
 
+def env_values(text: str) -> list[tuple[str, str]]:
+    """`KEY=V1,V2` -> [(KEY, V1), (KEY, V2)]."""
+    key, sep, values = text.partition("=")
+    if not sep or not key.strip() or not values:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE,VALUE,..., got {text!r}")
+    return [(key.strip(), value) for value in values.split(",")]
+
+
 def pool_sizes(text: str) -> list[int]:
     """Pool sizes, comma-separated; 0 = no pool (a persistent connection per thread)."""
     return int_list(text, smallest=0)
@@ -1393,6 +1411,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             help=f"run our server once per value of {what} (e.g. {example}; combined with the other "
             "sweeps) beside the peer, to choose the settings",
         )
+    ap.add_argument(
+        "--sweep-env",
+        type=env_values,
+        metavar="KEY=V,V,...",
+        help="run our server once per value of one environment variable (e.g. CONN_HEALTH_CHECKS="
+        "true,false), beside the peer and in alternating order: an A/B comparison in one run",
+    )
     ap.add_argument(
         "--server-env",
         action="append",

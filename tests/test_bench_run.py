@@ -88,6 +88,20 @@ def test_a_crm_delay_serves_ours_with_the_in_memory_crm(bench_run, capsys) -> No
     assert bench_run.memory_crm_env(0) == {"CRM_PLATFORMS_EXTRA": "memory=memory_crm.MemoryCrmClient"}
 
 
+def test_sweep_env_runs_ours_once_per_value_beside_the_peer(bench_run) -> None:
+    args = bench_run.parse_args(["--crm-delay-ms", "100", "--sweep-env", "CONN_HEALTH_CHECKS=true,false"])
+    specs = bench_run.our_specs("postgres", args)
+    assert [spec.env for spec in specs] == [("CONN_HEALTH_CHECKS", "true"), ("CONN_HEALTH_CHECKS", "false")]
+    assert [spec.label(bench_run.sweeping(args)) for spec in specs] == [
+        "ours-mem-CONN_HEALTH_CHECKS=true",
+        "ours-mem-CONN_HEALTH_CHECKS=false",
+    ]
+    assert [spec.env for spec in bench_run.our_specs("postgres", bench_run.parse_args([]))] == [None, None]
+    for bad in ("CONN_HEALTH_CHECKS", "=1,2", "A="):
+        with pytest.raises(SystemExit):
+            bench_run.parse_args(["--sweep-env", bad])
+
+
 def test_the_crm_floor_is_c_over_three_round_trips(bench_run) -> None:
     assert bench_run.CRM_CALLS_PER_FLOW == 3
     assert bench_run.crm_floor(32, 100) == pytest.approx(106.67, abs=0.01)
