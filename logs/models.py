@@ -83,7 +83,16 @@ class CallLog(LogRecord):
         ]
         indexes = [
             models.Index(fields=("-created_at", "-id"), name="logs_calllog_created"),
-            models.Index(fields=("status", "-created_at"), name="logs_calllog_status"),
+            # Logged rows, nearly all of them, are left out: the admin's list finds them
+            # newest first on logs_calllog_created. So a row leaves this index when it is
+            # logged instead of gaining a new entry, and a generic plan for "this id, still
+            # pending" cannot pick it over the primary key (on a young table it did, and
+            # read every pending row and dead entry).
+            models.Index(
+                fields=("status", "-created_at"),
+                name="logs_calllog_status",
+                condition=~Q(status=LogStatus.LOGGED),
+            ),
             models.Index(fields=("session_id",), name="logs_calllog_session"),
             models.Index(fields=("phone_number",), name="logs_calllog_phone"),
             models.Index(fields=("crm_log_id",), name="logs_calllog_crm_log"),
@@ -119,7 +128,12 @@ class MessageLog(LogRecord):
         ]
         indexes = [
             models.Index(fields=("-created_at", "-id"), name="logs_messagelog_created"),
-            models.Index(fields=("status", "-created_at"), name="logs_messagelog_status"),
+            # Logged rows left out, as CallLog's
+            models.Index(
+                fields=("status", "-created_at"),
+                name="logs_messagelog_status",
+                condition=~Q(status=LogStatus.LOGGED),
+            ),
             models.Index(
                 fields=("user", "platform", "conversation_log_id"),
                 name="logs_messagelog_conversation",
