@@ -137,10 +137,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
             "timeout": env.float("DB_POOL_TIMEOUT_SECONDS", default=10.0),
         }
         # The pool keeps connections; Django must not also keep one per thread. A pooled
-        # connection is checked when taken (unless CONN_HEALTH_CHECKS says otherwise), so
-        # one killed by the server fails no request.
+        # connection is checked when taken, without a round trip (connector/postgresql), so
+        # one the server closed fails no request; CONN_HEALTH_CHECKS adds an empty query.
         DATABASES["default"]["CONN_MAX_AGE"] = 0
-        DATABASES["default"]["CONN_HEALTH_CHECKS"] = env.bool("CONN_HEALTH_CHECKS", default=True)
     # Parameters travel apart from the SQL, and psycopg prepares a statement once a
     # connection has run it DB_PREPARE_THRESHOLD times, so PostgreSQL neither parses nor
     # plans the hot queries again. Django turns preparing off unless asked; turned on, the
@@ -153,6 +152,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     options = DATABASES["default"].setdefault("OPTIONS", {})
     options.setdefault("server_side_binding", True)
     options.setdefault("prepare_threshold", None if prepare_threshold == "off" else int(prepare_threshold))
+    # Django's backend, with pooled connections checked when taken (connector/postgresql).
+    DATABASES["default"]["ENGINE"] = "connector.postgresql"
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL lets readers run beside the one writer; the busy timeout makes writers queue
     # instead of failing with "database is locked"; IMMEDIATE takes the write lock at

@@ -151,9 +151,9 @@ def _fresh_cache() -> Any:
 
 
 def on_postgres() -> bool:
-    from django.conf import settings
+    from django.db import connection
 
-    return settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
+    return connection.vendor == "postgresql"
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
