@@ -55,12 +55,22 @@ loglevel = os.environ.get("WEB_LOG_LEVEL", "warning")
 control_socket_disable = True
 
 
+# Objects allocated (net) between two collections of the youngest generation: Python's
+# default is 700. Hundreds of requests in flight keep thousands of young objects alive,
+# so at 700 the collector kept walking them: 10 % of a gevent worker's CPU at c=256. At
+# 7000, our CPU per flow fell 5-7 % in three same-run comparisons (bench/run.py
+# --sweep-env, CRM 100 ms, c=256) with p99 unchanged; 20000 saved a little more but
+# lengthened the pauses (GET /contact's p99 +140 ms).
+GC_THRESHOLD = (7000, 10, 10)
+
+
 def post_worker_init(worker: object) -> None:
     """Once a worker has loaded the app: load the URLconf (and with it the views), then
     move everything alive into the garbage collector's permanent generation, so its full
-    collections stop walking Django's and the app's own objects. A gevent worker serves
-    all its requests on one thread, and a collection stalls them all: frozen, POST
-    /contact's p95 fell from 160 to 143 ms (bench/run.py, CRM 100 ms, c=32, 2 passes)."""
+    collections stop walking Django's and the app's own objects, and collect the young
+    generation less often (GC_THRESHOLD). A gevent worker serves all its requests on one
+    thread, and a collection stalls them all: frozen, POST /contact's p95 fell from 160 to
+    143 ms (bench/run.py, CRM 100 ms, c=32, 2 passes)."""
     import gc
 
     from django.urls import get_resolver
@@ -68,3 +78,4 @@ def post_worker_init(worker: object) -> None:
     get_resolver().url_patterns  # noqa: B018 - imports every view
     gc.collect()
     gc.freeze()
+    gc.set_threshold(*GC_THRESHOLD)

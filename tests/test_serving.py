@@ -14,8 +14,10 @@ benchmark's business (bench/run.py --crm-delay-ms).
 from __future__ import annotations
 
 import concurrent.futures
+import json
 import sqlite3
 import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -144,6 +146,23 @@ def server_connections() -> int:
 def test_the_worker_class_follows_the_database(served: Served) -> None:
     expected = "gevent" if on_postgres() else "gthread"
     assert served.worker_classes == [expected] * WORKERS
+
+
+def test_a_worker_freezes_what_it_loaded_and_collects_the_young_less_often() -> None:
+    """gunicorn's post_worker_init hook, run as a worker runs it once the app is loaded."""
+    script = (
+        "import django, gc, json, runpy; django.setup();"
+        " assert gc.get_freeze_count() == 0 and gc.get_threshold() == (700, 10, 10);"
+        " conf = runpy.run_path('config/gunicorn.conf.py'); conf['post_worker_init'](None);"
+        " print(json.dumps([gc.get_threshold(), gc.get_freeze_count(), conf['GC_THRESHOLD']]))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, env=server_env(), capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    threshold, frozen, configured = json.loads(done.stdout)
+    assert threshold == configured == [7000, 10, 10]
+    assert frozen > 10_000  # Django, DRF and the views, now out of the collector's way
 
 
 def test_many_flows_at_once_are_all_answered_and_logged_once(served: Served) -> None:
