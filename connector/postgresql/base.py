@@ -22,6 +22,7 @@ import select
 from typing import Any
 
 from django.db.backends.postgresql import base
+from psycopg import OperationalError
 from psycopg_pool import ConnectionPool
 
 try:  # gevent's poll would wait through its hub; the kernel's answers at once
@@ -36,8 +37,12 @@ def _still_open(connection: Any) -> bool:
     """Whether an idle pooled connection is still open. An idle connection hears nothing
     unless the server speaks first (a notice, a parameter change, or its goodbye before
     closing); then the empty query tells which."""
+    try:
+        socket = connection.pgconn.socket
+    except OperationalError:  # libpq has no socket for it any more
+        return False
     poller = _poll()
-    poller.register(connection.pgconn.socket, select.POLLIN)
+    poller.register(socket, select.POLLIN)
     if not poller.poll(0):
         return True
     try:

@@ -32,19 +32,25 @@ def pooled(wrapper_class: type[DjangoWrapper], alias: str, size: int) -> DjangoW
 
 
 @pytest.fixture
-def ours() -> Iterator[DjangoWrapper]:
-    wrapper = pooled(DatabaseWrapper, "pool_ours", 2)
-    yield wrapper
-    wrapper.close()
-    wrapper.close_pool()
+def wrappers() -> Iterator[list[DjangoWrapper]]:
+    """The pooled wrappers a test made; their pools are closed afterwards."""
+    made: list[DjangoWrapper] = []
+    yield made
+    for wrapper in made:
+        wrapper.close()
+        wrapper.close_pool()
 
 
 @pytest.fixture
-def djangos() -> Iterator[DjangoWrapper]:
-    wrapper = pooled(DjangoWrapper, "pool_django", 1)
-    yield wrapper
-    wrapper.close()
-    wrapper.close_pool()
+def ours(wrappers) -> DjangoWrapper:
+    wrappers.append(pooled(DatabaseWrapper, "pool_ours", 2))
+    return wrappers[-1]
+
+
+@pytest.fixture
+def djangos(wrappers) -> DjangoWrapper:
+    wrappers.append(pooled(DjangoWrapper, "pool_django", 1))
+    return wrappers[-1]
 
 
 def backend_pid(wrapper: DjangoWrapper) -> int:
