@@ -20,6 +20,7 @@ OURS = {
     "WEB_WORKER_CLASS",
     "DB_POOL_MAX_SIZE",
     "WEB_THREADS",
+    "CONN_HEALTH_CHECKS",
 }
 
 
@@ -77,6 +78,17 @@ def test_gthread_workers_keep_a_connection_per_thread_unless_given_a_pool():
     assert done.returncode == 0, done.stderr
     pool, _, release, _ = json.loads(done.stdout)
     assert (pool["max_size"], release) == (8, True)
+
+
+def test_postgresql_runs_on_the_backend_that_checks_pooled_connections_without_a_round_trip():
+    expression = "[settings.DATABASES['default'][key] for key in ('ENGINE', 'CONN_HEALTH_CHECKS')]"
+    done = settings_value(expression, WEB_WORKER_CLASS="gevent")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == ["connector.postgresql", False]
+    done = settings_value(expression, WEB_WORKER_CLASS="gevent", CONN_HEALTH_CHECKS="true")
+    assert json.loads(done.stdout) == ["connector.postgresql", True]  # the empty query as well
+    done = settings_value(expression, DATABASE_URL="sqlite:////tmp/unused.sqlite3")
+    assert json.loads(done.stdout) == ["django.db.backends.sqlite3", False]
 
 
 @pytest.mark.parametrize(
