@@ -670,6 +670,10 @@ def start_gunicorn(
     workers are up. The settings file sends gunicorn's error log to stderr (our log
     file), writes no access log and opens no control socket."""
     port = free_port()
+    # --server-env, then this run's --sweep-env value
+    extra_env = dict(item.split("=", 1) for item in args.server_env)
+    if spec.env:
+        extra_env[spec.env[0]] = spec.env[1]
     server_env = {
         **env,
         "WEB_BIND": f"{HOST}:{port}",
@@ -677,8 +681,7 @@ def start_gunicorn(
         "WEB_THREADS": str(spec.threads),
         # Where the benchmark's CRM connectors and the minimal reference live.
         "PYTHONPATH": str(BENCH_DIR),
-        **dict(item.split("=", 1) for item in args.server_env),
-        **dict([spec.env] if spec.env else []),
+        **extra_env,
     }
     cmd = gunicorn_command(app)
     log_path = logdir / f"{log_name}-{port}.log"
@@ -691,8 +694,7 @@ def start_gunicorn(
     settings = {
         k: server_env[k] for k in ("WEB_WORKERS", "WEB_THREADS", "DB_POOL_MAX_SIZE") if k in server_env
     }
-    settings.update(dict(item.split("=", 1) for item in args.server_env))
-    settings.update(dict([spec.env] if spec.env else []))
+    settings.update(extra_env)
     info = {
         "workers": spec.workers,
         "threads": spec.threads,
