@@ -1,19 +1,21 @@
-"""The database around CRM calls, and the one hand-written INSERT the log claims need.
+"""The database around CRM calls, and the few hand-written statements of the hot routes.
 
 `connection_release_before_crm_call` keeps CRM round trips out of transactions and gives
 pooled connections back while a CRM answers. `insert_returning_pk` builds the conditional
 `INSERT ... SELECT ... WHERE ... ON CONFLICT DO NOTHING RETURNING` that claims a log row
 in one statement on PostgreSQL and SQLite (the ORM cannot express it): the claim that
-concurrency depends on. Each value is prepared by its model field (`get_db_prep_save`),
-so encodings, JSON and time zones are exactly as the ORM writes them. Everything else
-writes through the ORM.
+concurrency depends on. `update_where` and its two combined forms record an outcome in as
+few round trips as the database allows (`update_where_each`, `update_where_and_insert`:
+one statement on PostgreSQL). Each value is prepared by its model field
+(`get_db_prep_save`), so encodings, JSON and time zones are exactly as the ORM writes
+them. Everything else writes through the ORM.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import cache
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.db import DEFAULT_DB_ALIAS, connection, connections, models, transaction
 from django.db.models import Field, Model
@@ -191,6 +193,43 @@ def update_where(
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.rowcount
+
+
+class RowUpdate(NamedTuple):
+    """One `update_where` of `update_where_each`: set `values` on the rows matching `where`,
+    adding one to the integer field `increment` when named."""
+
+    values: dict[str, Any]
+    where: dict[str, Any]
+    increment: str = ""
+
+
+def update_where_each(model: type[Model], updates: Sequence[RowUpdate]) -> list[int]:
+    """Several `update_where`s of one table, all or nothing. Returns the number of rows
+    each updated, in order.
+
+    On PostgreSQL this is one statement (each UPDATE in a CTE, their counts selected: one
+    round trip, one commit); elsewhere the UPDATEs in one transaction. All of them see
+    the table as it was before any: they must not match the same rows (PostgreSQL would
+    apply only one change to such a row).
+    """
+    built = [_update_sql(model, update.values, update.where, update.increment) for update in updates]
+    if len(built) == 1:
+        with connection.cursor() as cursor:
+            cursor.execute(*built[0])
+            return [cursor.rowcount]
+    if connections[DEFAULT_DB_ALIAS].vendor == "postgresql":
+        ctes = ", ".join(f"u{i} AS ({sql} RETURNING 1)" for i, (sql, _) in enumerate(built))
+        counts = ", ".join(f"(SELECT count(*) FROM u{i})" for i in range(len(built)))  # noqa: S608
+        with connection.cursor() as cursor:
+            cursor.execute(f"WITH {ctes} SELECT {counts}", [p for _, params in built for p in params])
+            return list(cursor.fetchone())
+    with transaction.atomic(), connection.cursor() as cursor:
+        rowcounts = []
+        for sql, params in built:
+            cursor.execute(sql, params)
+            rowcounts.append(cursor.rowcount)
+        return rowcounts
 
 
 def update_where_and_insert(

@@ -22,7 +22,13 @@ from django.utils import timezone
 from connector.conf import connector_settings
 from connector.crm.base import CrmClient, CrmError, JsonDict, LogContact
 from connector.crm.registry import crm_registry
-from connector.db import connection_release_while_waiting, insert_returning_pk, update_where, with_defaults
+from connector.db import (
+    RowUpdate,
+    connection_release_while_waiting,
+    insert_returning_pk,
+    update_where_each,
+    with_defaults,
+)
 from connector.exceptions import InvalidInput, details_text, return_message
 from connector.models import CrmUser
 from connector.services import contact_create, crm_failure_message, real_contacts
@@ -663,17 +669,17 @@ def _placeholders_supersede(
     }
 
 
-def placeholder_named_by_user(*, row: PlaceholderContact, name: str) -> None:
+def _named_by_user(*, row: PlaceholderContact, name: str) -> RowUpdate:
     """A user created a contact named `name` for the number of the registry row `row`
     ("Create new contact..."): the rule's open placeholder of that number, if any, is
-    `named` (a later lookup that finds the user's contact supersedes it).
+    `named` (a later lookup that finds the user's contact supersedes it). Recorded with
+    `row`'s own outcome (`update_where_each`), never on `row` itself: a user decided it.
 
-    Hand-written (connector.db) like the registry row's own outcome before it: it runs on
-    every "Create new contact...", and building the same UPDATE through the ORM was a
-    third of that route's CPU (bench/profile.py)."""
-    update_where(
-        PlaceholderContact,
-        {
+    Hand-written (connector.db) like that outcome: it runs on every "Create new
+    contact...", and building the same UPDATE through the ORM was a third of that route's
+    CPU (bench/profile.py)."""
+    return RowUpdate(
+        values={
             "life": PlaceholderLife.NAMED,
             "named_as": name[:255],
             "named_at": timezone.now(),
@@ -1088,11 +1094,13 @@ def _manual_create(
         contact = None
         error = str((result.return_message or {}).get("message") or "The CRM created no contact.")
         outcome = {"status": PlaceholderStatus.FAILED, "last_error": error}
-    # Hand-written for the same reason as `_manual_claim`.
+    # Hand-written for the same reason as `_manual_claim`; with the rule's placeholder of
+    # the number named in the same statement on PostgreSQL (one round trip, one commit).
     outcome["updated_at"] = timezone.now()
-    update_where(PlaceholderContact, outcome, where={"id": row.pk}, increment="attempts")
+    updates = [RowUpdate(outcome, where={"id": row.pk}, increment="attempts")]
     if contact is not None:
-        placeholder_named_by_user(row=row, name=row.contact_name)
+        updates.append(_named_by_user(row=row, name=row.contact_name))
+    update_where_each(PlaceholderContact, updates)
     return contact, result.return_message
 
 
@@ -1109,13 +1117,16 @@ def _manual_found_in_crm(row: PlaceholderContact, *, user: CrmUser, client: CrmC
     if not named:
         return None
     contact = max(named, key=lambda c: (str(c.get("createdDate") or ""), str(c.get("id"))))
-    PlaceholderContact.objects.filter(pk=row.pk).update(
-        status=PlaceholderStatus.READY,
-        contact_id=str(contact["id"])[:255],
-        last_error="",
-        updated_at=timezone.now(),
+    outcome = {
+        "status": PlaceholderStatus.READY,
+        "contact_id": str(contact["id"])[:255],
+        "last_error": "",
+        "updated_at": timezone.now(),
+    }
+    update_where_each(
+        PlaceholderContact,
+        [RowUpdate(outcome, where={"id": row.pk}), _named_by_user(row=row, name=row.contact_name)],
     )
-    placeholder_named_by_user(row=row, name=row.contact_name)
     return {
         "id": str(contact["id"]),
         "name": row.contact_name,
