@@ -213,11 +213,10 @@ def update_where_each(model: type[Model], updates: Sequence[RowUpdate]) -> list[
     the table as it was before any: they must not match the same rows (PostgreSQL would
     apply only one change to such a row).
     """
+    if len(updates) == 1:
+        only = updates[0]
+        return [update_where(model, only.values, where=only.where, increment=only.increment)]
     built = [_update_sql(model, update.values, update.where, update.increment) for update in updates]
-    if len(built) == 1:
-        with connection.cursor() as cursor:
-            cursor.execute(*built[0])
-            return [cursor.rowcount]
     if connections[DEFAULT_DB_ALIAS].vendor == "postgresql":
         ctes = ", ".join(f"u{i} AS ({sql} RETURNING 1)" for i, (sql, _) in enumerate(built))
         counts = ", ".join(f"(SELECT count(*) FROM u{i})" for i in range(len(built)))  # noqa: S608
