@@ -3,7 +3,8 @@
 Under gevent workers a request takes a connection from the pool up to five times per
 unknown-caller flow (it gives it back before every CRM call, `connector.db`). Django's
 pool check (CONN_HEALTH_CHECKS) sends an empty query on every checkout: five more round
-trips beside the flow's nine statements. Dropping them took 8 % off our server's CPU per
+trips beside the flow's own statements (nine when this was measured, eight since
+`POST /contact`'s two outcome UPDATEs became one). Dropping them took 8 % off our server's CPU per
 flow at c=256 (bench/run.py --sweep-env CONN_HEALTH_CHECKS=true,false, CRM 100 ms).
 
 What those checks catch is a connection the server closed while it sat in the pool
