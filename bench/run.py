@@ -57,7 +57,9 @@ of bench/minimal (PyJWT in the view, one ORM statement per step, no middleware, 
 nothing of the product), served by the same gunicorn settings (config/gunicorn.conf.py:
 the same worker class, workers, threads and pool) and waiting the same CRM delay once per
 step. Its ratio to the peer is the ceiling of the stack on this machine today, measured
-rather than remembered (../shared/perf.md).
+rather than remembered (../shared/perf.md). --reference-env runs it once per value of one
+environment variable: BENCH_EXTRA_WORK (bench/minimal/wsgi.py) adds CPU and round trips
+to each step, to see what our server's own work per request costs on the same stack.
 
 The machines are shared and noisy. Before each run the script waits (--quiet-wait) for
 the machine to be idle; both servers and load.py run with a raised priority (--nice,
@@ -89,6 +91,8 @@ Usage (from the project root):
     .venv/bin/python bench/run.py --db postgres -c 8,32 --reference     # + the stack's ceiling
     .venv/bin/python bench/run.py --db postgres --crm-delay-ms 100 -c 256 --passes 2 \\
         --sweep-env CONN_HEALTH_CHECKS=true,false   # A/B one environment variable in one run
+    .venv/bin/python bench/run.py --db postgres --crm-delay-ms 100 -c 32 --reference \\
+        --reference-env BENCH_EXTRA_WORK=none,cpu:0.8/1.6/1.6+sql:0/2/0   # the minimal + our work
 
 Only 127.0.0.1 is ever contacted.
 """
@@ -851,7 +855,9 @@ def run_load(
     its start-up time (< warmup + 0.5 s), so the rates match load.py's measured window.
     Memory and connections are sampled over the whole run (warm-up included): their peaks.
     """
-    out = workdir / f"load-{engine}-{target.label}-c{concurrency}.jsonl"
+    # A label holds --sweep-env's value, which may hold a slash.
+    file_stem = f"load-{engine}-{target.label.replace('/', '_')}-c{concurrency}"
+    out = workdir / f"{file_stem}.jsonl"
     out.unlink(missing_ok=True)
     options = {
         "--base-url": target.base_url,
@@ -866,7 +872,7 @@ def run_load(
         "--json-out": out,
     }
     cmd = [str(VENV_BIN / "python"), str(LOAD_PY), *flags(options)]
-    log_path = workdir / f"load-{engine}-{target.label}-c{concurrency}.log"
+    log_path = workdir / f"{file_stem}.log"
     server_log_at = log_offset(target.log_path)
     sampler = ServerSampler(target.pid, db_name=target.db_name)
     t0 = time.monotonic()
@@ -1286,15 +1292,25 @@ def our_specs(engine: str, args: argparse.Namespace) -> list[Spec]:
     ]
 
 
+def reference_specs(engine: str, args: argparse.Namespace) -> list[Spec]:
+    """With --reference, the minimal Django's runs: our workers, threads and pool, once per
+    value of --reference-env."""
+    if not args.reference:
+        return []
+    pool = args.db_pool if engine == "postgres" else 0
+    return [
+        Spec("minimal", workers=args.workers, threads=args.threads, pool=pool, env=env)
+        for env in (args.reference_env or [None])
+    ]
+
+
 def bench_engine(engine: str, args: argparse.Namespace, workdir: Path) -> list[dict]:
     """Prepare the template, then for each pass and concurrency start, load and stop every
     server on fresh data, alternating who goes first; return the runs in table order."""
     print(f"== {engine}", flush=True)
     sweep = sweeping(args)
     specs = [Spec("peer"), *our_specs(engine, args)]
-    if args.reference:
-        pool = args.db_pool if engine == "postgres" else 0
-        specs.append(Spec("minimal", workers=args.workers, threads=args.threads, pool=pool))
+    specs += reference_specs(engine, args)
     raw: dict[tuple[int, str], list[dict]] = {}
     with ExitStack() as stack:
         db = OurDatabase(engine, workdir, args.pg_port, args.pg_name)
@@ -1477,12 +1493,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "middleware, no DRF; same gunicorn settings, pool and CRM delay): the stack's ceiling "
         "beside the peer, in the same run",
     )
+    ap.add_argument(
+        "--reference-env",
+        type=env_values,
+        metavar="KEY=V,V,...",
+        help="with --reference: run the minimal Django once per value of one environment variable, "
+        "e.g. BENCH_EXTRA_WORK=none,cpu:0.8/1.6/1.6+sql:0/2/0 (bench/minimal: our server's extra "
+        "work per request, to see what it costs)",
+    )
     ap.add_argument("--json-out", type=Path, help="results file [bench/results/<UTC timestamp>.json]")
     args = ap.parse_args(argv)
     if args.duration <= 0.5 or args.warmup < 0:
         ap.error("need --duration > 0.5 and --warmup >= 0")
     if args.crm_delay_ms < 0 or min(args.workers, args.threads) < 1 or args.db_pool < 0:
         ap.error("need --crm-delay-ms >= 0, --workers >= 1, --threads >= 1 and --db-pool >= 0")
+    if args.reference_env and not args.reference:
+        ap.error("--reference-env needs --reference")
     if args.crm is None:
         args.crm = "memory" if args.crm_delay_ms > 0 else "both"
     if args.crm_delay_ms > 0 and args.crm != "memory":

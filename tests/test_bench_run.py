@@ -102,6 +102,26 @@ def test_sweep_env_runs_ours_once_per_value_beside_the_peer(bench_run) -> None:
             bench_run.parse_args(["--sweep-env", bad])
 
 
+def test_reference_env_runs_the_minimal_django_once_per_value(bench_run) -> None:
+    assert bench_run.reference_specs("postgres", bench_run.parse_args([])) == []
+    args = bench_run.parse_args(
+        ["--crm-delay-ms", "100", "--reference", "--reference-env", "BENCH_EXTRA_WORK=none,sql:0/2/0"]
+    )
+    specs = bench_run.reference_specs("postgres", args)
+    assert [(spec.kind, spec.pool, spec.env) for spec in specs] == [
+        ("minimal", 40, ("BENCH_EXTRA_WORK", "none")),
+        ("minimal", 40, ("BENCH_EXTRA_WORK", "sql:0/2/0")),
+    ]
+    assert [spec.label(False) for spec in specs] == [
+        "minimal-BENCH_EXTRA_WORK=none",
+        "minimal-BENCH_EXTRA_WORK=sql:0/2/0",
+    ]
+    assert [spec.pool for spec in bench_run.reference_specs("sqlite", args)] == [0, 0]
+    assert bench_run.our_specs("postgres", args)[0].env is None  # ours runs once, as it is
+    with pytest.raises(SystemExit):
+        bench_run.parse_args(["--reference-env", "BENCH_EXTRA_WORK=none"])  # without --reference
+
+
 def test_the_crm_floor_is_c_over_three_round_trips(bench_run) -> None:
     assert bench_run.CRM_CALLS_PER_FLOW == 3
     assert bench_run.crm_floor(32, 100) == pytest.approx(106.67, abs=0.01)

@@ -16,6 +16,12 @@ With BENCH_CRM_DELAY_MS=N each step first waits N ms, once, as our server waits 
 one CRM call of each route of this flow (findContact, createContact, createCallLog); a
 pooled connection goes back to the pool before the wait, as ours does (connector/db.py).
 Then it is the ceiling of the stack with that CRM: threads, the GIL, the pool.
+
+BENCH_EXTRA_WORK adds work to each step before its CRM wait, to see what our server's
+own work costs on this stack (`bench/run.py --reference-env`): `cpu:G/C/L` burns that
+many milliseconds of CPU and `sql:G/C/L` sends that many more `SELECT 1` round trips in
+GET /contact, POST /contact and POST /callLog, e.g. `cpu:0.8/1.6/1.6+sql:0/2/0`;
+`none` (the default) adds nothing.
 """
 
 from __future__ import annotations
@@ -37,6 +43,21 @@ JWT_SECRET = os.environ.get("APP_SERVER_SECRET_KEY") or secrets.token_urlsafe(48
 
 CRM_DELAY_S = float(os.environ.get("BENCH_CRM_DELAY_MS") or 0) / 1000
 POOL_MAX_SIZE = int(os.environ.get("DB_POOL_MAX_SIZE") or 0)
+
+
+def _extra_work(text: str) -> dict[str, tuple[float, int]]:
+    """BENCH_EXTRA_WORK -> {step: (CPU seconds, SELECT 1 round trips)}."""
+    cpu, sql = ["0"] * 3, ["0"] * 3
+    for part in filter(None, text.replace("none", "").split("+")):
+        kind, _, values = part.partition(":")
+        if kind not in ("cpu", "sql") or len(values.split("/")) != 3:
+            sys.exit(f"BENCH_EXTRA_WORK: expected cpu:G/C/L and/or sql:G/C/L, got {part!r}")
+        (cpu if kind == "cpu" else sql)[:] = values.split("/")
+    steps = ("GET /contact", "POST /contact", "POST /callLog")
+    return {step: (float(cpu[i]) / 1000, int(sql[i])) for i, step in enumerate(steps)}
+
+
+EXTRA_WORK = _extra_work(os.environ.get("BENCH_EXTRA_WORK", "none"))
 
 _db = environ.Env().db_url_config(os.environ["DATABASE_URL"])
 _db["CONN_MAX_AGE"] = 600
@@ -84,6 +105,18 @@ def _user(request) -> dict | None:
         return None
 
 
+def _extra(step: str) -> None:
+    """This step's BENCH_EXTRA_WORK: CPU burnt on this thread, then the round trips."""
+    cpu_s, statements = EXTRA_WORK[step]
+    if cpu_s:
+        until = time.thread_time() + cpu_s
+        while time.thread_time() < until:
+            pass
+    for _ in range(statements):
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+
+
 def _crm_wait() -> None:
     """The CRM's round trip of this step: the pooled connection goes back first."""
     if CRM_DELAY_S > 0:
@@ -112,6 +145,7 @@ def api_key_login(request):
 def contact(request):
     if _user(request) is None:
         return _unauthorized()
+    _extra(f"{request.method} /contact")
     _crm_wait()
     if request.method == "GET":
         phone = request.GET.get("phoneNumber", "").strip()
@@ -130,6 +164,7 @@ def call_log(request):
         return _unauthorized()
     body = json.loads(request.body)
     info = body["logInfo"]
+    _extra("POST /callLog")
     _crm_wait()
     with transaction.atomic():
         if CallLog.objects.filter(session_id=info["sessionId"]).exists():
