@@ -18,3 +18,12 @@ class CallLog(models.Model):
 
     def __str__(self) -> str:
         return self.session_id
+
+
+class Mark(models.Model):
+    """A row written by BENCH_EXTRA_WORK's `write:` round trips (bench/minimal/wsgi.py)."""
+
+    step = models.CharField(max_length=32)
+
+    def __str__(self) -> str:
+        return self.step

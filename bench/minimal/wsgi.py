@@ -18,9 +18,11 @@ pooled connection goes back to the pool before the wait, as ours does (connector
 Then it is the ceiling of the stack with that CRM: threads, the GIL, the pool.
 
 BENCH_EXTRA_WORK adds work to each step before its CRM wait, to see what our server's
-own work costs on this stack (`bench/run.py --reference-env`): `cpu:G/C/L` burns that
-many milliseconds of CPU and `sql:G/C/L` sends that many more `SELECT 1` round trips in
-GET /contact, POST /contact and POST /callLog, e.g. `cpu:0.8/1.6/1.6+sql:0/2/0`;
+own work costs on this stack (`bench/run.py --reference-env`), with G/C/L for
+GET /contact, POST /contact and POST /callLog: `cpu:G/C/L` burns that many milliseconds
+of CPU, `sql:G/C/L` sends that many more `SELECT 1` round trips, `write:G/C/L` that many
+committed INSERTs; the CPU comes first in one piece, or with `+sliced` in equal pieces
+before and between the round trips (as ours does). E.g. `cpu:0.8/1.6/1.6+sql:0/2/0`;
 `none` (the default) adds nothing.
 """
 
@@ -45,19 +47,27 @@ CRM_DELAY_S = float(os.environ.get("BENCH_CRM_DELAY_MS") or 0) / 1000
 POOL_MAX_SIZE = int(os.environ.get("DB_POOL_MAX_SIZE") or 0)
 
 
-def _extra_work(text: str) -> dict[str, tuple[float, int]]:
-    """BENCH_EXTRA_WORK -> {step: (CPU seconds, SELECT 1 round trips)}."""
-    cpu, sql = ["0"] * 3, ["0"] * 3
+def _extra_work(text: str) -> tuple[dict[str, tuple[float, int, int]], bool]:
+    """BENCH_EXTRA_WORK -> ({step: (CPU seconds, SELECT 1s, INSERTs)}, sliced)."""
+    values = {"cpu": ["0"] * 3, "sql": ["0"] * 3, "write": ["0"] * 3}
+    sliced = False
     for part in filter(None, text.replace("none", "").split("+")):
-        kind, _, values = part.partition(":")
-        if kind not in ("cpu", "sql") or len(values.split("/")) != 3:
-            sys.exit(f"BENCH_EXTRA_WORK: expected cpu:G/C/L and/or sql:G/C/L, got {part!r}")
-        (cpu if kind == "cpu" else sql)[:] = values.split("/")
+        kind, _, given = part.partition(":")
+        if part == "sliced":
+            sliced = True
+        elif kind in values and len(given.split("/")) == 3:
+            values[kind] = given.split("/")
+        else:
+            sys.exit(f"BENCH_EXTRA_WORK: expected cpu:, sql: or write:G/C/L, or sliced, got {part!r}")
     steps = ("GET /contact", "POST /contact", "POST /callLog")
-    return {step: (float(cpu[i]) / 1000, int(sql[i])) for i, step in enumerate(steps)}
+    work = {
+        step: (float(values["cpu"][i]) / 1000, int(values["sql"][i]), int(values["write"][i]))
+        for i, step in enumerate(steps)
+    }
+    return work, sliced
 
 
-EXTRA_WORK = _extra_work(os.environ.get("BENCH_EXTRA_WORK", "none"))
+EXTRA_WORK, EXTRA_SLICED = _extra_work(os.environ.get("BENCH_EXTRA_WORK", "none"))
 
 _db = environ.Env().db_url_config(os.environ["DATABASE_URL"])
 _db["CONN_MAX_AGE"] = 600
@@ -95,7 +105,7 @@ from django.http import HttpResponse, JsonResponse  # noqa: E402
 from django.urls import path  # noqa: E402
 from django.views.decorators.csrf import csrf_exempt  # noqa: E402
 
-from minimal.models import CallLog, Contact  # noqa: E402
+from minimal.models import CallLog, Contact, Mark  # noqa: E402
 
 
 def _user(request) -> dict | None:
@@ -105,16 +115,26 @@ def _user(request) -> dict | None:
         return None
 
 
+def _burn(cpu_s: float) -> None:
+    until = time.thread_time() + cpu_s
+    while time.thread_time() < until:
+        pass
+
+
 def _extra(step: str) -> None:
-    """This step's BENCH_EXTRA_WORK: CPU burnt on this thread, then the round trips."""
-    cpu_s, statements = EXTRA_WORK[step]
-    if cpu_s:
-        until = time.thread_time() + cpu_s
-        while time.thread_time() < until:
-            pass
-    for _ in range(statements):
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT 1")
+    """This step's BENCH_EXTRA_WORK: CPU burnt on this thread and the round trips."""
+    cpu_s, selects, writes = EXTRA_WORK[step]
+    trips = ["select"] * selects + ["write"] * writes
+    pieces = len(trips) + 1 if EXTRA_SLICED else 1
+    for trip in [None, *trips]:
+        if trip is not None:
+            if trip == "select":
+                with connection.cursor() as cursor:
+                    cursor.execute("SELECT 1")
+            else:
+                Mark.objects.create(step=step)
+        if cpu_s and (EXTRA_SLICED or trip is None):
+            _burn(cpu_s / pieces)
 
 
 def _crm_wait() -> None:
