@@ -51,7 +51,7 @@ def _extra_work(text: str) -> tuple[dict[str, tuple[float, int, int]], bool]:
     """BENCH_EXTRA_WORK -> ({step: (CPU seconds, SELECT 1s, INSERTs)}, sliced)."""
     values = {"cpu": ["0"] * 3, "sql": ["0"] * 3, "write": ["0"] * 3}
     sliced = False
-    for part in filter(None, text.replace("none", "").split("+")):
+    for part in [] if text == "none" else text.split("+"):
         kind, _, given = part.partition(":")
         if part == "sliced":
             sliced = True
@@ -121,20 +121,25 @@ def _burn(cpu_s: float) -> None:
         pass
 
 
+def _select_one() -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+
+
 def _extra(step: str) -> None:
     """This step's BENCH_EXTRA_WORK: CPU burnt on this thread and the round trips."""
     cpu_s, selects, writes = EXTRA_WORK[step]
-    trips = ["select"] * selects + ["write"] * writes
-    pieces = len(trips) + 1 if EXTRA_SLICED else 1
-    for trip in [None, *trips]:
-        if trip is not None:
-            if trip == "select":
-                with connection.cursor() as cursor:
-                    cursor.execute("SELECT 1")
-            else:
-                Mark.objects.create(step=step)
-        if cpu_s and (EXTRA_SLICED or trip is None):
-            _burn(cpu_s / pieces)
+    trips = [_select_one] * selects + [lambda: Mark.objects.create(step=step)] * writes
+    if not EXTRA_SLICED:
+        _burn(cpu_s)
+        for trip in trips:
+            trip()
+        return
+    piece = cpu_s / (len(trips) + 1)
+    _burn(piece)
+    for trip in trips:
+        trip()
+        _burn(piece)
 
 
 def _crm_wait() -> None:
